@@ -1,0 +1,94 @@
+package cpu
+
+import (
+	"math/bits"
+	"sync"
+
+	"github.com/bankai-metal/bankai-metal/runtime/q1"
+)
+
+// vecBlock is how many input vectors share one pass over the weights.
+const vecBlock = 4
+
+// MatMul computes out = x · Wᵀ for a 1-bit matrix W (Rows x Cols):
+//
+//	out[v][r] = Σ_g d[r,g] · (2 · Σ_{j∈g, bit(r,j)=1} x[v][j] − Σ_{j∈g} x[v][j])
+//
+// which is Σ_j w[r,j]·x[v][j] with w = ±d (FORMATS.md §3.4). x is (n, Cols), out is (n, Rows).
+// The masked sums come from 256-entry tables of partial sums of 8 inputs, one lookup per sign
+// byte. Each output depends only on its own input vector, in a fixed order, so results are
+// bit-identical whatever n, the batching or the thread count.
+func MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
+	if len(x) < n*m.Cols || len(out) < n*m.Rows {
+		panic("cpu: MatMul: buffer too small")
+	}
+	lut := getLUT(vecBlock * m.Cols * 32)
+	defer putLUT(lut)
+	gsum := make([]float32, vecBlock*m.Groups) // (vecBlock, Groups)
+	for v0 := 0; v0 < n; v0 += vecBlock {
+		nv := min(vecBlock, n-v0)
+		for v := 0; v < nv; v++ {
+			buildLUT(x[(v0+v)*m.Cols:(v0+v+1)*m.Cols], (*lut)[v*m.Cols*32:(v+1)*m.Cols*32], gsum[v*m.Groups:(v+1)*m.Groups])
+		}
+		parallelRows(m.Rows, m.Cols, func(r0, r1 int) {
+			matmulRows(m, *lut, gsum, nv, r0, r1, out[v0*m.Rows:])
+		})
+	}
+}
+
+// buildLUT fills t (Cols/8, 256): t[k][b] = Σ_{i: bit i of b} x[8k+i], and gs (Groups) with
+// the plain sum of each 128-input group.
+func buildLUT(x, t, gs []float32) {
+	for k := 0; k < len(x)/8; k++ {
+		xs := x[8*k : 8*k+8 : 8*k+8]
+		tk := t[256*k : 256*k+256 : 256*k+256]
+		tk[0] = 0
+		for b := 1; b < 256; b++ {
+			tk[b] = tk[b&(b-1)] + xs[bits.TrailingZeros8(uint8(b))]
+		}
+	}
+	for g := range gs {
+		var s float32
+		for _, v := range x[g*q1.GroupSize : (g+1)*q1.GroupSize] {
+			s += v
+		}
+		gs[g] = s
+	}
+}
+
+// matmulRows computes rows [r0, r1) for nv vectors; out is (nv, Rows) from the first vector.
+func matmulRows(m *q1.Matrix, lut, gsum []float32, nv, r0, r1 int, out []float32) {
+	G, C := m.Groups, m.Cols
+	var acc [vecBlock]float32
+	for r := r0; r < r1; r++ {
+		acc = [vecBlock]float32{}
+		for g := 0; g < G; g++ {
+			d := m.Scale(r, g)
+			s := m.GroupSigns(r, g)
+			for v := 0; v < nv; v++ {
+				t := lut[v*C*32+g*16*256 : v*C*32+(g+1)*16*256]
+				sum := t[s[0]] + t[256+int(s[1])] + t[512+int(s[2])] + t[768+int(s[3])] +
+					t[1024+int(s[4])] + t[1280+int(s[5])] + t[1536+int(s[6])] + t[1792+int(s[7])] +
+					t[2048+int(s[8])] + t[2304+int(s[9])] + t[2560+int(s[10])] + t[2816+int(s[11])] +
+					t[3072+int(s[12])] + t[3328+int(s[13])] + t[3584+int(s[14])] + t[3840+int(s[15])]
+				acc[v] += d * (2*sum - gsum[v*G+g])
+			}
+		}
+		for v := 0; v < nv; v++ {
+			out[v*m.Rows+r] = acc[v]
+		}
+	}
+}
+
+var lutPool sync.Pool
+
+func getLUT(n int) *[]float32 {
+	if p, ok := lutPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+func putLUT(p *[]float32) { lutPool.Put(p) }

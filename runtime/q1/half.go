@@ -1,0 +1,77 @@
+package q1
+
+import "math"
+
+// f16Table maps every binary16 bit pattern to its float32 value.
+var f16Table = func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = f16Slow(uint16(i))
+	}
+	return &t
+}()
+
+// F16ToF32 converts an IEEE binary16 value to float32 exactly.
+func F16ToF32(h uint16) float32 { return f16Table[h] }
+
+func f16Slow(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := int(h>>10) & 0x1f
+	man := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	case exp == 0:
+		if man == 0 {
+			return math.Float32frombits(sign)
+		}
+		// subnormal: man * 2^-24
+		v := float32(man) * (1.0 / (1 << 24))
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | uint32(exp-15+127)<<23 | man<<13)
+}
+
+// F32ToF16 converts float32 to binary16 with round-to-nearest-even (as F16C does).
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	man := b & 0x7fffff
+	if exp == 0xff { // inf or nan
+		if man != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		if e < -10 {
+			return sign
+		}
+		man |= 0x800000
+		shift := uint32(14 - e)
+		half := uint32(1) << (shift - 1)
+		rest := man & (1<<shift - 1)
+		v := man >> shift
+		if rest > half || (rest == half && v&1 == 1) {
+			v++
+		}
+		return sign | uint16(v)
+	}
+	v := uint32(e)<<10 | man>>13
+	rest := man & 0x1fff
+	if rest > 0x1000 || (rest == 0x1000 && v&1 == 1) {
+		v++ // may carry into the exponent, which is still correct (up to inf)
+	}
+	return sign | uint16(v)
+}
+
+// BF16ToF32 converts a bfloat16 value to float32 exactly.
+func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }

@@ -1,0 +1,152 @@
+package runtime
+
+import (
+	"github.com/bankai-metal/bankai-metal/runtime/cpu"
+	"github.com/bankai-metal/bankai-metal/runtime/q1"
+)
+
+// The Qwen3 forward pass on the CPU, in the order of the maths (FORMATS.md §7):
+//
+//	x = embed[token]
+//	per layer:  h = rmsnorm(x)⊙attn_norm;  q,k,v = Wq·h, Wk·h, Wv·h
+//	            q,k = rmsnorm per head ⊙ q_norm / k_norm;  RoPE(q), RoPE(k)  (NeoX, YaRN if declared)
+//	            x += Wo · attention(q, k, v)                                 (causal GQA)
+//	            h = rmsnorm(x)⊙ffn_norm;  x += Wdown · (silu(Wgate·h) ⊙ Wup·h)
+//	logits = Wout · (rmsnorm(x)⊙output_norm)
+
+// Hook is called after every projection's matmul of a layer with its input (n, cols) and its
+// output (n, rows), which it may edit in place. The search uses it to score a flip without
+// rewriting weights; a tracer uses it to record activations.
+type Hook func(layer int, p Proj, in, out []float32, n int)
+
+// Seq is one sequence of a batch: N new tokens, laid out consecutively in the activations.
+// With a Cache the tokens continue it (positions Cache.Len()...) and their keys are appended;
+// without one they are positions 0..N-1 and attend only to each other.
+type Seq struct {
+	N     int
+	Cache *KVCache
+}
+
+// Embed writes the embedding rows of tokens into x (len(tokens), Hidden).
+func (m *Model) Embedding(tokens []int32, x []float32) {
+	for i, t := range tokens {
+		m.Embed.DequantRow(int(t), x[i*m.Hidden:(i+1)*m.Hidden])
+	}
+}
+
+// RunLayers runs layers [from, to) over the residual stream x (Σ seq.N, Hidden) in place.
+// Caches are appended but not committed: call Commit on them when the pass is done.
+func (m *Model) RunLayers(from, to int, x []float32, seqs []Seq, hook Hook) {
+	n := 0
+	for _, s := range seqs {
+		n += s.N
+	}
+	b := newBuffers(m, n)
+	for l := from; l < to; l++ {
+		m.layer(l, x, n, seqs, hook, b)
+	}
+}
+
+// Commit records that the cache now holds n more tokens (after RunLayers over every layer).
+func (c *KVCache) Commit(n int) { c.n += n }
+
+// layer applies decoder layer l to x (n, Hidden).
+func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffers) {
+	L := &m.Layers[l]
+	D, hd := m.Hidden, m.HeadDim
+	matmul := func(p Proj, in, out []float32) {
+		cpu.MatMul(L.Proj[p], in, n, out)
+		if hook != nil {
+			hook(l, p, in[:n*L.Proj[p].Cols], out[:n*L.Proj[p].Rows], n)
+		}
+	}
+
+	// Attention block.
+	cpu.RMSNorm(b.h, x, L.AttnNorm, m.RMSEps) // h (n, Hidden)
+	matmul(ProjQ, b.h, b.q)                   // q (n, Heads·HeadDim)
+	matmul(ProjK, b.h, b.k)                   // k (n, KVHeads·HeadDim)
+	matmul(ProjV, b.h, b.v)                   // v (n, KVHeads·HeadDim)
+	cpu.RMSNorm(b.q, b.q, L.QNorm, m.RMSEps)  // per head: rows of HeadDim
+	cpu.RMSNorm(b.k, b.k, L.KNorm, m.RMSEps)
+	row := 0
+	for _, s := range seqs {
+		pos0 := 0
+		if s.Cache != nil {
+			pos0 = s.Cache.Len()
+		}
+		q := b.q[row*m.QDim() : (row+s.N)*m.QDim()]
+		k := b.k[row*m.KVDim() : (row+s.N)*m.KVDim()]
+		v := b.v[row*m.KVDim() : (row+s.N)*m.KVDim()]
+		cos, sin := m.Rope.Tables(pos0, s.N)
+		cpu.ApplyRope(q, s.N, m.Heads, hd, cos, sin)
+		cpu.ApplyRope(k, s.N, m.KVHeads, hd, cos, sin)
+		keys, vals := k, v
+		if s.Cache != nil {
+			keys, vals = s.Cache.appendLayer(l, k, v)
+		}
+		ctx := pos0 + s.N
+		att := b.att[row*m.QDim() : (row+s.N)*m.QDim()]
+		cpu.ParallelFor(s.N, func(p int) {
+			// one query at a time: q row p sees keys [0, pos0+p]
+			cpu.Attention(att[p*m.QDim():(p+1)*m.QDim()], q[p*m.QDim():(p+1)*m.QDim()],
+				keys, vals, 1, pos0+p+1, m.Heads, m.KVHeads, hd, make([]float32, ctx))
+		})
+		row += s.N
+	}
+	matmul(ProjO, b.att, b.o) // o (n, Hidden)
+	cpu.Add(x[:n*D], b.o[:n*D])
+
+	// MLP block.
+	cpu.RMSNorm(b.h, x[:n*D], L.FFNNorm, m.RMSEps)
+	matmul(ProjGate, b.h, b.gate) // gate (n, FFN)
+	matmul(ProjUp, b.h, b.up)     // up (n, FFN)
+	cpu.SiluMul(b.gate[:n*m.FFN], b.gate, b.up)
+	matmul(ProjDown, b.gate, b.o) // down (n, Hidden)
+	cpu.Add(x[:n*D], b.o[:n*D])
+}
+
+// Logits computes the LM head for rows of x (n, Hidden): out is (n, Vocab).
+func (m *Model) Logits(x []float32, n int, out []float32) {
+	h := make([]float32, n*m.Hidden) // (n, Hidden)
+	cpu.RMSNorm(h, x[:n*m.Hidden], m.OutNorm, m.RMSEps)
+	cpu.MatMul(m.Output, h, n, out)
+}
+
+// buffers are the activations of one pass over n tokens.
+type buffers struct {
+	h, o     []float32 // (n, Hidden)
+	q, att   []float32 // (n, Heads·HeadDim)
+	k, v     []float32 // (n, KVHeads·HeadDim)
+	gate, up []float32 // (n, FFN)
+}
+
+func newBuffers(m *Model, n int) *buffers {
+	f := func(w int) []float32 { return make([]float32, n*w) }
+	return &buffers{h: f(m.Hidden), o: f(m.Hidden), q: f(m.QDim()), att: f(m.QDim()),
+		k: f(m.KVDim()), v: f(m.KVDim()), gate: f(m.FFN), up: f(m.FFN)}
+}
+
+// Forward runs tokens through the model after what the cache holds, commits them to the
+// cache and returns the logits of the last token (Vocab), or of every token (n, Vocab) if all.
+func (m *Model) Forward(c *KVCache, tokens []int32, all bool) ([]float32, error) {
+	if err := c.check(len(tokens)); err != nil {
+		return nil, err
+	}
+	if err := m.checkTokens(tokens); err != nil {
+		return nil, err
+	}
+	n := len(tokens)
+	x := make([]float32, n*m.Hidden) // (n, Hidden): the residual stream
+	m.Embedding(tokens, x)
+	m.RunLayers(0, len(m.Layers), x, []Seq{{N: n, Cache: c}}, nil)
+	c.Commit(n)
+	if !all {
+		x = x[(n-1)*m.Hidden:]
+		n = 1
+	}
+	out := make([]float32, n*m.Vocab)
+	m.Logits(x, n, out)
+	return out, nil
+}
+
+var _ = q1.GroupSize
