@@ -10,14 +10,18 @@ import (
 // vecBlock is how many input vectors share one pass over the weights.
 const vecBlock = 4
 
+// tileGroups is how many 128-column groups share one pass over a block of rows, so that the
+// tables of vecBlock vectors for a tile (vecBlock x tileGroups x 16 KiB) stay in L2.
+const tileGroups = 8
+
 // MatMul computes out = x · Wᵀ for a 1-bit matrix W (Rows x Cols):
 //
 //	out[v][r] = Σ_g d[r,g] · (2 · Σ_{j∈g, bit(r,j)=1} x[v][j] − Σ_{j∈g} x[v][j])
 //
 // which is Σ_j w[r,j]·x[v][j] with w = ±d (FORMATS.md §3.4). x is (n, Cols), out is (n, Rows).
 // The masked sums come from 256-entry tables of partial sums of 8 inputs, one lookup per sign
-// byte. Each output depends only on its own input vector, in a fixed order, so results are
-// bit-identical whatever n, the batching or the thread count.
+// byte. Each output is accumulated over its groups in order 0..Groups-1 from its own input
+// vector only, so results are bit-identical whatever n, the batching or the thread count.
 func MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
 	if len(x) < n*m.Cols || len(out) < n*m.Rows {
 		panic("cpu: MatMul: buffer too small")
@@ -57,25 +61,42 @@ func buildLUT(x, t, gs []float32) {
 }
 
 // matmulRows computes rows [r0, r1) for nv vectors; out is (nv, Rows) from the first vector.
+// Rows are processed in blocks, and each block sweeps the columns tile by tile.
 func matmulRows(m *q1.Matrix, lut, gsum []float32, nv, r0, r1 int, out []float32) {
-	G, C := m.Groups, m.Cols
-	var acc [vecBlock]float32
-	for r := r0; r < r1; r++ {
-		acc = [vecBlock]float32{}
-		for g := 0; g < G; g++ {
-			d := m.Scale(r, g)
-			s := m.GroupSigns(r, g)
-			for v := 0; v < nv; v++ {
-				t := lut[v*C*32+g*16*256 : v*C*32+(g+1)*16*256]
-				sum := t[s[0]] + t[256+int(s[1])] + t[512+int(s[2])] + t[768+int(s[3])] +
-					t[1024+int(s[4])] + t[1280+int(s[5])] + t[1536+int(s[6])] + t[1792+int(s[7])] +
-					t[2048+int(s[8])] + t[2304+int(s[9])] + t[2560+int(s[10])] + t[2816+int(s[11])] +
-					t[3072+int(s[12])] + t[3328+int(s[13])] + t[3584+int(s[14])] + t[3840+int(s[15])]
-				acc[v] += d * (2*sum - gsum[v*G+g])
+	const rowBlock = 64
+	G, C, R := m.Groups, m.Cols, m.Rows
+	var scales [rowBlock * tileGroups]float32
+	for rb := r0; rb < r1; rb += rowBlock {
+		re := min(r1, rb+rowBlock)
+		for g0 := 0; g0 < G; g0 += tileGroups {
+			g1 := min(G, g0+tileGroups)
+			for r := rb; r < re; r++ {
+				for g := g0; g < g1; g++ {
+					scales[(r-rb)*tileGroups+g-g0] = m.Scale(r, g)
+				}
 			}
-		}
-		for v := 0; v < nv; v++ {
-			out[v*m.Rows+r] = acc[v]
+			for v := 0; v < nv; v++ {
+				lv := lut[v*C*32 : (v+1)*C*32]
+				gs := gsum[v*G : (v+1)*G]
+				o := out[v*R : (v+1)*R]
+				for r := rb; r < re; r++ {
+					var acc float32
+					if g0 > 0 {
+						acc = o[r]
+					}
+					sc := scales[(r-rb)*tileGroups : (r-rb+1)*tileGroups]
+					for g := g0; g < g1; g++ {
+						t := (*[4096]float32)(lv[g*4096 : (g+1)*4096])
+						s := (*[16]byte)(m.GroupSigns(r, g))
+						sum := ((t[s[0]] + t[256+int(s[1])]) + (t[512+int(s[2])] + t[768+int(s[3])])) +
+							((t[1024+int(s[4])] + t[1280+int(s[5])]) + (t[1536+int(s[6])] + t[1792+int(s[7])])) +
+							(((t[2048+int(s[8])] + t[2304+int(s[9])]) + (t[2560+int(s[10])] + t[2816+int(s[11])])) +
+								((t[3072+int(s[12])] + t[3328+int(s[13])]) + (t[3584+int(s[14])] + t[3840+int(s[15])])))
+						acc += sc[g-g0] * (2*sum - gs[g])
+					}
+					o[r] = acc
+				}
+			}
 		}
 	}
 }

@@ -1,0 +1,48 @@
+package cpu
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/bankai-metal/bankai-metal/runtime/q1"
+)
+
+func randomMatrix(tb testing.TB, rows, cols int, seed uint64) *q1.Matrix {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	data := make([]byte, rows*cols/q1.GroupSize*q1.BlockBytes)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	for i := 0; i < len(data); i += q1.BlockBytes { // sane fp16 scales in [0.5, 1)
+		data[i], data[i+1] = byte(rng.Uint32()), 0x38
+	}
+	m, err := q1.FromQ1_0("w", rows, cols, data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+func benchMatMul(b *testing.B, rows, cols, n int) {
+	m := randomMatrix(b, rows, cols, 1)
+	x := make([]float32, n*cols)
+	for i := range x {
+		x[i] = float32(i%13) - 6
+	}
+	out := make([]float32, n*rows)
+	b.SetBytes(int64(rows) * int64(cols/q1.GroupSize) * q1.BlockBytes)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		MatMul(m, x, n, out)
+	}
+	b.ReportMetric(float64(rows)*float64(cols)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+}
+
+// BenchmarkMatVec12288x4096 is the 8B gate/up mat-vec (decode); GB/s counts weight bytes.
+func BenchmarkMatVec12288x4096(b *testing.B) { benchMatMul(b, 12288, 4096, 1) }
+
+// BenchmarkMatVec4096x12288 is the 8B down mat-vec.
+func BenchmarkMatVec4096x12288(b *testing.B) { benchMatMul(b, 4096, 12288, 1) }
+
+// BenchmarkMatMul12288x4096x64 is the gate/up product for a 64-token prefill.
+func BenchmarkMatMul12288x4096x64(b *testing.B) { benchMatMul(b, 12288, 4096, 64) }
