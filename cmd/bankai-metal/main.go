@@ -32,7 +32,7 @@ func main() {
 			"   bankai-metal info -m builtin:tiny\n" +
 			"   bankai-metal generate -m Bonsai-8B.gguf -p \"What is a 1-bit LLM?\"\n" +
 			"   bankai-metal chat -m Bonsai-8B.gguf",
-		Commands: commands(),
+		Commands:       commands(),
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
 	if err := app.Run(os.Args); err != nil {
