@@ -98,9 +98,12 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 	c.RMSEps = float32(fl("attention.layer_norm_rms_epsilon", 1e-6))
 	c.Rope = cpu.Rope{Dim: c.HeadDim, Base: fl("rope.freq_base", 10000), BetaFast: 32, BetaSlow: 1}
 	if t, _ := f.String(arch + ".rope.scaling.type"); t == "yarn" {
-		c.Rope.Factor = fl("rope.scaling.factor", 1)
+		c.Rope.Factor = fl("rope.scaling.factor", 0)
 		orig, _ := f.Uint(arch + ".rope.scaling.original_context_length")
 		c.Rope.OrigContext = int(orig)
+		if c.Rope.Factor <= 0 || orig == 0 || orig > 1<<24 {
+			return nil, fmt.Errorf("yarn rope scaling needs %s.rope.scaling.factor > 0 and .original_context_length (got %g, %d)", arch, c.Rope.Factor, orig)
+		}
 		c.Rope.BetaFast = fl("rope.scaling.yarn_beta_fast", 32)
 		c.Rope.BetaSlow = fl("rope.scaling.yarn_beta_slow", 1)
 		c.Rope.AttnFactor = fl("rope.scaling.attn_factor", 1)
