@@ -58,7 +58,7 @@ func (m *Model) Tokenizer() (*tokenizer.Tokenizer, error) {
 	var err error
 	switch {
 	case m.Source.tok.gguf != nil:
-		err = fmt.Errorf("TODO") // TEMP tokenizer.FromGGUF(m.Source.tok.gguf)
+		t, err = tokenizer.FromGGUF(m.Source.tok.gguf)
 	case m.Source.tok.json != nil:
 		t, err = tokenizer.FromJSON(m.Source.tok.json, m.Source.tok.configJSON)
 	default:
