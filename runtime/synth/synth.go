@@ -133,3 +133,14 @@ func randomQ1(rng *rand.Rand, rows, cols int, base float64) []byte {
 	}
 	return b
 }
+
+// TestdataModels are the small models committed under testdata/ (as NAME.gguf and NAME-mlx/):
+// the built-in tiny model, a tied one with YaRN, and a 4-layer one whose attention width differs
+// from its hidden size (like Bonsai-4B).
+func TestdataModels() map[string]Spec {
+	tied := Tiny()
+	tied.Name, tied.Tied, tied.Yarn, tied.Seed = "bankai-tiny-tied-yarn", true, true, 2
+	deep := Tiny()
+	deep.Name, deep.Layers, deep.Heads, deep.KVHeads, deep.Seed = "bankai-tiny-4layer", 4, 4, 1, 3 // q width 256 != hidden 128
+	return map[string]Spec{"tiny": Tiny(), "tiny-tied-yarn": tied, "tiny-4layer": deep}
+}
