@@ -12,7 +12,8 @@ import (
 
 // Fingerprint is a short content fingerprint of the model as loaded (before any in-memory
 // patch): "gguf:" or "mlx:" followed by 16 hex digits of a SHA-256 over the configuration,
-// every matrix's shape and the first 16 sign bytes (group 0) plus the first scale of every row.
+// every matrix's shape and the first 16 sign bytes (group 0) plus the first scale of every row,
+// and the patch note of a copy saved by SaveCopy.
 //
 // It tells formats, shapes and models apart, and an already-patched file too whenever its
 // patch flips whole rows (every upstream patch does) or group 0 of a row; a flip confined to
@@ -27,7 +28,7 @@ func (m *Model) Fingerprint() string {
 
 func (m *Model) computeFingerprint() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s|%+v|", m.Source.Format, m.Config)
+	fmt.Fprintf(h, "%s|%+v|%q|", m.Source.Format, m.Config, m.Source.PatchNote)
 	var buf [8]byte
 	add := func(mt *q1.Matrix) {
 		fmt.Fprintf(h, "%s:%dx%d|", mt.Name, mt.Rows, mt.Cols)

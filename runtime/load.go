@@ -181,7 +181,8 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 		return nil, err
 	}
 	name, _ := f.String("general.name")
-	m.Source = Source{Format: "gguf", Size: f.Size, Name: name, TensorTypes: types, tok: tokSource{gguf: f}}
+	note, _ := f.String(PatchNoteKey)
+	m.Source = Source{Format: "gguf", Size: f.Size, Name: name, TensorTypes: types, PatchNote: note, tok: tokSource{gguf: f}}
 	m.closer = f
 	return m, nil
 }
@@ -380,6 +381,9 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 	m.Source = Source{Format: "mlx", Size: d.Size, Name: filepath.Base(d.Dir),
 		TensorTypes: map[string]int{"Q1_0(mlx)": len(d.Matrices), "norm": len(d.Vectors)},
 		tok:         tokSource{json: d.TokenizerJSON, configJSON: d.TokenizerConfigJSON}}
-	m.closer = d
+	if note, err := os.ReadFile(filepath.Join(d.Dir, PatchNoteFile)); err == nil {
+		m.Source.PatchNote = string(note)
+	}
+	m.closer, m.mlx = d, d
 	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
+	"github.com/bankai-metal/bankai-metal/runtime/mlx"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 	"github.com/bankai-metal/bankai-metal/runtime/tokenizer"
 )
@@ -84,6 +85,7 @@ type Model struct {
 	Source  Source
 
 	closer      io.Closer
+	mlx         *mlx.Model // the MLX source, for SaveCopy
 	fingerprint string
 	tok         *tokenizer.Tokenizer
 }
@@ -96,8 +98,9 @@ type Source struct {
 	Name   string // general.name or the directory name
 	// TensorTypes counts tensors by storage type ("Q1_0": 254, "F32": 145).
 	TensorTypes map[string]int
-	// TokenizerMeta is filled by the loader for the tokenizer (see Model.Tokenizer).
-	tok tokSource
+	// PatchNote is what a patched copy records about the patches applied to it ("" if none).
+	PatchNote string
+	tok       tokSource
 }
 
 // Close releases the file mappings. The model must not be used afterwards.

@@ -42,8 +42,13 @@ type Model struct {
 	TokenizerConfigJSON []byte // tokenizer_config.json, nil if absent
 	Size                int64  // total bytes of the weight files
 
-	maps [][]byte // one mapping per weight file
+	maps  [][]byte // one mapping per weight file
+	files []string // the weight files' names in Dir, parallel to maps
 }
+
+// WeightFiles returns the name (relative to Dir) and the mapped bytes of every weight file.
+// The bytes include any sign bits flipped in memory, so writing them out saves a patched copy.
+func (m *Model) WeightFiles() (names []string, data [][]byte) { return m.files, m.maps }
 
 // Open loads the model in dir: config.json, then model.safetensors.index.json and the shards it
 // names if it exists, else model.safetensors. Every weight file is mapped MAP_PRIVATE with
@@ -127,6 +132,7 @@ func (m *Model) mapWeights() (map[string]*Tensor, error) {
 			return nil, fmt.Errorf("mlx: %w", err)
 		}
 		m.maps = append(m.maps, data)
+		m.files = append(m.files, f)
 		m.Size += int64(len(data))
 		st, err := parseSafetensors(data)
 		if err != nil {
