@@ -3,6 +3,7 @@
 package q1
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 )
@@ -147,9 +148,9 @@ func (m *Matrix) FlipBit(r, c int) {
 // FlipGroup negates the 128 weights of group g of row r.
 func (m *Matrix) FlipGroup(r, g int) {
 	s := m.GroupSigns(r, g)
-	for i := range s {
-		s[i] ^= 0xff
-	}
+	// two 64-bit XORs; the group is only 2-byte aligned in GGUF, so go through encoding/binary
+	binary.LittleEndian.PutUint64(s, ^binary.LittleEndian.Uint64(s))
+	binary.LittleEndian.PutUint64(s[8:], ^binary.LittleEndian.Uint64(s[8:]))
 }
 
 // FlipRow negates every weight of row r (scales are untouched).
