@@ -311,7 +311,7 @@ func compressRow(k rowKey, groups int, d []byte, out []Flip) []Flip {
 		direct += groupCost(n)
 		complement += groupCost(q1.GroupSize - n)
 	}
-	whole := complement < direct
+	whole := complement <= direct // on a tie (one group per row) prefer the row flip
 	var touched []int
 	for g := range groups {
 		if whole || [sb]byte(d[g*sb:(g+1)*sb]) != [sb]byte{} {

@@ -21,14 +21,19 @@ import (
 // 30 MB of reading for an 8B model. The value is computed once, at the first call.
 func (m *Model) Fingerprint() string {
 	if m.fingerprint == "" {
-		m.fingerprint = m.computeFingerprint()
+		m.fingerprint = m.computeFingerprint(m.Source.PatchNote)
 	}
 	return m.fingerprint
 }
 
-func (m *Model) computeFingerprint() string {
+// ContentFingerprint recomputes the fingerprint from the bits as they are in memory now,
+// ignoring any patch note: on an unpatched model it equals Fingerprint. `patch verify` uses it
+// to tell whether reverting a patch brings a model back to the patch's base.
+func (m *Model) ContentFingerprint() string { return m.computeFingerprint("") }
+
+func (m *Model) computeFingerprint(note string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s|%+v|%q|", m.Source.Format, m.Config, m.Source.PatchNote)
+	fmt.Fprintf(h, "%s|%+v|%q|", m.Source.Format, m.Config, note)
 	var buf [8]byte
 	add := func(mt *q1.Matrix) {
 		fmt.Fprintf(h, "%s:%dx%d|", mt.Name, mt.Rows, mt.Cols)

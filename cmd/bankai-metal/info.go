@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 
 	"github.com/urfave/cli/v2"
@@ -34,41 +33,42 @@ func infoCommand() *cli.Command {
 			if m.Rope.Factor > 1 {
 				info["rope_scaling"] = map[string]any{"type": "yarn", "factor": m.Rope.Factor, "original_context": m.Rope.OrigContext}
 			}
+			w := c.App.Writer
 			if c.Bool("json") {
-				e := json.NewEncoder(os.Stdout)
+				e := json.NewEncoder(c.App.Writer)
 				e.SetIndent("", "  ")
 				return e.Encode(info)
 			}
-			fmt.Printf("model         %s (%s)\n", m.Source.Path, m.Source.Format)
+			fmt.Fprintf(w, "model         %s (%s)\n", m.Source.Path, m.Source.Format)
 			if m.Source.Name != "" {
-				fmt.Printf("name          %s\n", m.Source.Name)
+				fmt.Fprintf(w, "name          %s\n", m.Source.Name)
 			}
-			fmt.Printf("architecture  %s, %d layers, hidden %d, ffn %d\n", m.Arch, m.NumLayers(), m.Hidden, m.FFN)
-			fmt.Printf("attention     %d heads / %d kv heads x %d (q width %d)\n", m.Heads, m.KVHeads, m.HeadDim, m.QDim())
+			fmt.Fprintf(w, "architecture  %s, %d layers, hidden %d, ffn %d\n", m.Arch, m.NumLayers(), m.Hidden, m.FFN)
+			fmt.Fprintf(w, "attention     %d heads / %d kv heads x %d (q width %d)\n", m.Heads, m.KVHeads, m.HeadDim, m.QDim())
 			rope := "none"
 			if m.Rope.Factor > 1 {
 				rope = fmt.Sprintf("yarn x%g from %d", m.Rope.Factor, m.Rope.OrigContext)
 			}
-			fmt.Printf("rope          base %g, scaling %s\n", m.Rope.Base, rope)
+			fmt.Fprintf(w, "rope          base %g, scaling %s\n", m.Rope.Base, rope)
 			head := "untied"
 			if m.Tied {
 				head = "tied to the embedding"
 			}
-			fmt.Printf("vocab         %d, LM head %s, context %d\n", m.Vocab, head, m.Context)
+			fmt.Fprintf(w, "vocab         %d, LM head %s, context %d\n", m.Vocab, head, m.Context)
 			var types []string
 			for k := range m.Source.TensorTypes {
 				types = append(types, k)
 			}
 			sort.Strings(types)
-			fmt.Print("tensors      ")
+			fmt.Fprint(w, "tensors      ")
 			for _, k := range types {
-				fmt.Printf(" %s:%d", k, m.Source.TensorTypes[k])
+				fmt.Fprintf(w, " %s:%d", k, m.Source.TensorTypes[k])
 			}
-			fmt.Println()
-			fmt.Printf("parameters    %d (%.2f B)\n", m.Params(), float64(m.Params())/1e9)
-			fmt.Printf("size          %d bytes (%.1f MiB, %.3f bits/weight)\n", m.Source.Size, float64(m.Source.Size)/(1<<20),
+			fmt.Fprintln(w)
+			fmt.Fprintf(w, "parameters    %d (%.2f B)\n", m.Params(), float64(m.Params())/1e9)
+			fmt.Fprintf(w, "size          %d bytes (%.1f MiB, %.3f bits/weight)\n", m.Source.Size, float64(m.Source.Size)/(1<<20),
 				float64(m.Source.Size)*8/float64(m.Params()))
-			fmt.Printf("fingerprint   %s\n", m.Fingerprint())
+			fmt.Fprintf(w, "fingerprint   %s\n", m.Fingerprint())
 			return nil
 		},
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,12 +21,12 @@ func logitsCommand() *cli.Command {
 		Description: "One JSON object per position: {\"pos\":i,\"argmax\":id,\"top\":[[id,logprob],...],\"ids\":[[id,logprob],...]}\n" +
 			"with log-softmax values over the whole vocabulary. This output is a stable contract.\n\n" +
 			"Example: bankai-metal logits -m builtin:tiny --tokens 116,257,32,99 --ids 97,98 --top 3",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			modelFlag,
 			&cli.StringFlag{Name: "tokens", Usage: "comma-separated token ids", Required: true},
 			&cli.StringFlag{Name: "ids", Usage: "comma-separated ids whose log-probs to print at every position"},
 			&cli.IntFlag{Name: "top", Value: 5, Usage: "how many best ids to print"},
-		},
+		}, patchFlags...),
 		Action: func(c *cli.Context) error {
 			toks, err := parseIDs(c.String("tokens"))
 			if err != nil {
@@ -54,7 +53,7 @@ func logitsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			w := bufio.NewWriter(os.Stdout)
+			w := bufio.NewWriter(c.App.Writer)
 			defer w.Flush()
 			enc := json.NewEncoder(w)
 			top := min(max(c.Int("top"), 0), m.Vocab)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/synth"
 )
@@ -44,11 +45,57 @@ func resolveModel(path string) (string, error) {
 	return p, nil
 }
 
-// loadModel loads the model named by --model.
-func loadModel(c *cli.Context) (*runtime.Model, error) {
-	p, err := resolveModel(c.String("model"))
+// loadPath loads a model named like --model (a path or builtin:NAME), without patches.
+func loadPath(path string) (*runtime.Model, error) {
+	p, err := resolveModel(path)
 	if err != nil {
 		return nil, err
 	}
 	return runtime.Load(p)
+}
+
+// patchFlags are --patch FILE (repeatable) and --force, for every command that runs a model.
+var patchFlags = []cli.Flag{
+	&cli.StringSliceFlag{Name: "patch", Usage: "apply an XOR patch file at load (repeatable; patches stack)"},
+	&cli.BoolFlag{Name: "force", Usage: "apply patches even if they were made for another model"},
+}
+
+// loadModel loads the model named by --model and applies any --patch files.
+func loadModel(c *cli.Context) (*runtime.Model, error) {
+	m, _, err := loadModelPatched(c)
+	return m, err
+}
+
+// loadModelPatched loads the model and applies --patch files, returning the registry of
+// applied patches (for chat's /patch commands). Warnings go to stderr.
+func loadModelPatched(c *cli.Context) (*runtime.Model, *patch.Applied, error) {
+	m, err := loadPath(c.String("model"))
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Fingerprint() // of the unpatched model: patches are checked against it
+	applied := patch.NewApplied(m)
+	for _, f := range c.StringSlice("patch") {
+		if err := applyPatchFile(c, applied, f); err != nil {
+			m.Close()
+			return nil, nil, err
+		}
+	}
+	return m, applied, nil
+}
+
+// applyPatchFile loads a patch file and applies it, printing its warnings to stderr.
+func applyPatchFile(c *cli.Context, a *patch.Applied, file string) error {
+	p, err := patch.Load(file)
+	if err != nil {
+		return err
+	}
+	n := len(a.Warnings())
+	if err := a.Apply(p, c.Bool("force")); err != nil {
+		return err
+	}
+	for _, w := range a.Warnings()[n:] {
+		fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -118,5 +120,32 @@ func BenchmarkEncode100KB(b *testing.B) {
 		tok.cache.m = nil
 		tok.cache.mu.Unlock()
 		tok.Encode(text, true)
+	}
+}
+
+// TestEncodeConcurrent encodes from several goroutines at once (run with -race): the piece
+// cache is the only shared mutable state.
+func TestEncodeConcurrent(t *testing.T) {
+	tok := qwenFromGGUF(t)
+	cases := loadEncodeCases(t)
+	want := make([][]int32, len(cases))
+	for i, c := range cases {
+		want[i] = tok.Encode(c.Text, true)
+	}
+	done := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range cases {
+				j := (i + g*37) % len(cases)
+				if got := tok.Encode(cases[j].Text, true); !slices.Equal(got, want[j]) {
+					done <- fmt.Errorf("case %d: %v != %v", cases[j].ID, got, want[j])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		require.NoError(t, <-done)
 	}
 }

@@ -27,15 +27,6 @@ func init() {
 	}
 }
 
-// byteLevelEncode maps raw bytes to their byte-level string.
-func byteLevelEncode(b []byte) string {
-	rs := make([]rune, len(b)) // (len(b),)
-	for i, c := range b {
-		rs[i] = byteToRune[c]
-	}
-	return string(rs)
-}
-
 // byteLevelDecode maps a byte-level token string back to raw bytes. Characters outside the
 // alphabet (never present in a well-formed vocabulary) are kept as their UTF-8 encoding.
 func byteLevelDecode(s string) []byte {

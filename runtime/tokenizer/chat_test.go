@@ -108,6 +108,8 @@ func TestChatTemplateBranches(t *testing.T) {
 	require.Error(t, err)
 	_, err = RenderChat([]Message{{Role: "assistant", ToolCalls: []ToolCall{{Name: "f"}}}}, ChatOptions{})
 	require.Error(t, err)
+	_, err = RenderChat([]Message{{Role: "user"}}, ChatOptions{Tools: []json.RawMessage{json.RawMessage(`{} x`)}})
+	require.Error(t, err)
 }
 
 // TestPyNumber checks Python's float repr rules: fixed notation for decimal exponents in

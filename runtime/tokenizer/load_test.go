@@ -20,12 +20,14 @@ func byteTokens() []string {
 func TestNewErrors(t *testing.T) {
 	toks := byteTokens()
 	for name, f := range map[string]func() (*Tokenizer, error){
-		"empty vocab":     func() (*Tokenizer, error) { return New(nil, nil, nil, Options{BOS: -1, EOS: -1, PAD: -1}) },
-		"types length":    func() (*Tokenizer, error) { return New(toks, []int32{1}, nil, Options{BOS: -1, EOS: -1, PAD: -1}) },
-		"merge no space":  func() (*Tokenizer, error) { return New(toks, nil, []string{"ab"}, Options{BOS: -1, EOS: -1, PAD: -1}) },
-		"eos too large":   func() (*Tokenizer, error) { return New(toks, nil, nil, Options{BOS: -1, EOS: 256, PAD: -1}) },
-		"bos negative":    func() (*Tokenizer, error) { return New(toks, nil, nil, Options{BOS: -2, EOS: -1, PAD: -1}) },
-		"unknown pre":     func() (*Tokenizer, error) { return New(toks, nil, nil, Options{BOS: -1, EOS: -1, PAD: -1, Pre: "llama3"}) },
+		"empty vocab":    func() (*Tokenizer, error) { return New(nil, nil, nil, Options{BOS: -1, EOS: -1, PAD: -1}) },
+		"types length":   func() (*Tokenizer, error) { return New(toks, []int32{1}, nil, Options{BOS: -1, EOS: -1, PAD: -1}) },
+		"merge no space": func() (*Tokenizer, error) { return New(toks, nil, []string{"ab"}, Options{BOS: -1, EOS: -1, PAD: -1}) },
+		"eos too large":  func() (*Tokenizer, error) { return New(toks, nil, nil, Options{BOS: -1, EOS: 256, PAD: -1}) },
+		"bos negative":   func() (*Tokenizer, error) { return New(toks, nil, nil, Options{BOS: -2, EOS: -1, PAD: -1}) },
+		"unknown pre": func() (*Tokenizer, error) {
+			return New(toks, nil, nil, Options{BOS: -1, EOS: -1, PAD: -1, Pre: "llama3"})
+		},
 		"json syntax":     func() (*Tokenizer, error) { return FromJSON([]byte(`{`), nil) },
 		"json model type": func() (*Tokenizer, error) { return FromJSON(miniJSON(t, "type", "Unigram"), nil) },
 		"json normalizer": func() (*Tokenizer, error) { return FromJSON(miniJSON(t, "normalizer", nil), nil) },

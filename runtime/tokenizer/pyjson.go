@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -22,8 +23,8 @@ func pyJSON(raw []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := dec.Token(); err == nil {
-		return "", errors.New("trailing data after JSON value")
+	if _, err := dec.Token(); err != io.EOF {
+		return "", errors.New("invalid JSON: data after the value")
 	}
 	var sb strings.Builder
 	writePy(&sb, v)

@@ -15,6 +15,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -98,7 +99,7 @@ func build(tokens []string, types []int32, merges [][2]string, opt Options) (*To
 		}
 	}
 	t := &Tokenizer{
-		tokens:  tokens,
+		tokens:  slices.Clone(tokens),
 		types:   make([]TokenType, n),
 		ids:     make(map[string]int32, n),
 		offsets: make([]uint32, n+1),
