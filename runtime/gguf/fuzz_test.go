@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// FuzzGGUF: Parse never panics and only fails with a *FormatError; whatever it accepts, Write
+// FuzzGGUF: Parse never panics, allocates O(input) and only fails with a *FormatError; whatever it accepts, Write
 // accepts too, and the result parses to the same metadata and tensors. Seeds: generated files,
 // every malformed case, the committed corpus in testdata/fuzz/FuzzGGUF and, when ../shared is
 // present, the oracle tiny-q1.gguf.
@@ -31,7 +31,12 @@ func FuzzGGUF(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := Parse(data)
+		var g *File
+		var err error
+		alloc := allocated(func() { g, err = Parse(data) })
+		// Every record costs a small constant multiple of its smallest encoding (see
+		// TestDenseRecordsAllocation), so memory stays O(input) whatever the counts say.
+		require.LessOrEqual(t, alloc, uint64(64<<10+16*len(data)), "bytes allocated for %d bytes of input", len(data))
 		if err != nil {
 			var fe *FormatError
 			require.ErrorAs(t, err, &fe)

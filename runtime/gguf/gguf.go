@@ -184,8 +184,9 @@ type TensorInfo struct {
 	Size   uint64 // bytes, computed from Dims and Type
 }
 
-// File is a parsed GGUF file. Data slices alias the underlying bytes (a copy-on-write mapping
-// when the file came from Open).
+// File is a parsed GGUF file. Bytes and Data alias the underlying bytes (a copy-on-write
+// mapping when the file came from Open); KV values and tensor infos are copies that stay valid
+// after Close.
 type File struct {
 	Version    uint32
 	Alignment  uint64

@@ -3,7 +3,6 @@ package gguf
 import (
 	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -11,39 +10,16 @@ import (
 	"strings"
 )
 
-// Limits applied while parsing (and by Write, so that every written file parses again).
-// Counts are additionally bounded by the bytes left in the input.
-const (
-	MaxKVs           = 1 << 20  // metadata records
-	MaxTensors       = 1 << 20  // tensor-info records
-	MaxStringLen     = 64 << 20 // bytes in one string (keys, values, tensor names)
-	MaxArrayLen      = 1 << 26  // elements in one array
-	MaxDepth         = 8        // nesting of arrays inside arrays
-	MaxDims          = 4        // tensor dimensions (GGML_MAX_DIMS)
-	MaxTensorNameLen = 63       // ggml keeps names in 64 bytes including the NUL
-	DefaultAlignment = 32       // data alignment when "general.alignment" is absent
-)
-
-// AlignmentKey is the metadata key that sets the data alignment (u32, a power of two).
-const AlignmentKey = "general.alignment"
-
-// Smallest encodings: a KV is an empty key, a type and a 1-byte value; a tensor info is an empty
-// name, n_dims = 1, one dim, a type and an offset.
-const (
-	minKVBytes     = 8 + 4 + 1
-	minTensorBytes = 8 + 4 + 8 + 4 + 8
-	headerBytes    = 4 + 4 + 8 + 8
-)
-
 // parser walks the input; its ctx fields name the record being read for error messages.
 type parser struct {
 	data    []byte
 	off     int
-	ctxKind string // "kv", "key", "tensor" or ""
+	ctxKind string // "kv" or "tensor info" (by index), "key" or "tensor" (by name), or ""
 	ctxName string
 	ctxIdx  uint64
 }
 
+// fail builds a *FormatError for byte offset at, prefixed with the current record.
 func (p *parser) fail(at int, sentinel error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	switch p.ctxKind {
@@ -276,15 +252,15 @@ func (p *parser) array(depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	min := t.minSize()
-	if min == 0 {
+	minSize := t.minSize()
+	if minSize == 0 {
 		return nil, p.fail(at, ErrFormat, "unknown array element type %d", et)
 	}
 	if n > MaxArrayLen {
 		return nil, p.fail(at+4, ErrUnsupported, "array length %d exceeds limit %d (MaxArrayLen)", n, MaxArrayLen)
 	}
-	if n > p.left()/min {
-		return nil, p.fail(at+4, ErrFormat, "array length %d of %s needs at least %d bytes, %d left", n, t, n*min, p.left())
+	if n > p.left()/minSize {
+		return nil, p.fail(at+4, ErrFormat, "array length %d of %s needs at least %d bytes, %d left", n, t, n*minSize, p.left())
 	}
 	switch t {
 	case ValueString:
@@ -309,7 +285,7 @@ func (p *parser) array(depth int) (any, error) {
 		return out, nil
 	}
 	start := p.off
-	b, _ := p.take(n*min, t.String()+" elements")
+	b, _ := p.take(n*minSize, t.String()+" elements")
 	le := binary.LittleEndian
 	switch t {
 	case ValueUint8:
@@ -417,23 +393,15 @@ func (p *parser) tensorInfo(name string, alignment uint64) (TensorInfo, error) {
 	if nd < 1 || nd > MaxDims {
 		return t, p.fail(ndAt, ErrFormat, "n_dims %d out of range 1..%d", nd, MaxDims)
 	}
-	t.Dims = make([]uint64, nd) // (n_dims,)
-	elems := uint64(1)
-	for j := range t.Dims {
-		dimAt := p.off
-		d, err := p.u64("dimension")
-		if err != nil {
-			return t, err
-		}
-		if d == 0 {
-			return t, p.fail(dimAt, ErrFormat, "ne[%d] is zero", j)
-		}
-		hi, lo := bits.Mul64(elems, d)
-		if hi != 0 || lo > math.MaxInt64 {
-			return t, p.fail(dimAt, ErrFormat, "dims product overflows int64 at ne[%d] = %d", j, d)
-		}
-		elems = lo
-		t.Dims[j] = d
+	dimsAt := p.off
+	b, err := p.take(8*uint64(nd), "dimensions")
+	if err != nil {
+		return t, err
+	}
+	t.Dims = decode(b, 8, binary.LittleEndian.Uint64) // (n_dims,)
+	// n_dims is already in range, so checkDims names a dim (j >= 0).
+	if j, err := checkDims(t.Dims); err != nil {
+		return t, p.fail(dimsAt+8*j, ErrFormat, "%v", err)
 	}
 	typeAt := p.off
 	ty, err := p.u32("tensor type")
@@ -456,54 +424,6 @@ func (p *parser) tensorInfo(name string, alignment uint64) (TensorInfo, error) {
 	return t, nil
 }
 
-// shapeError is a tensorSize failure, unsupported or malformed.
-type shapeError struct {
-	msg         string
-	unsupported bool
-}
-
-func (e *shapeError) Error() string { return e.msg }
-
-// Unwrap returns ErrUnsupported for an unsupported type, so that errors.Is works for Write too.
-func (e *shapeError) Unwrap() error {
-	if e.unsupported {
-		return ErrUnsupported
-	}
-	return nil
-}
-
-// errSentinel classifies a tensorSize error for a FormatError.
-func errSentinel(err error) error {
-	if errors.Is(err, ErrUnsupported) {
-		return ErrUnsupported
-	}
-	return ErrFormat
-}
-
-// tensorSize returns ne[0]/block_elems × block_bytes × ne[1] × ... for dims whose element
-// count is already known to fit in int64.
-func tensorSize(dims []uint64, t Type) (uint64, error) {
-	be, bb, ok := t.BlockSize()
-	if !ok {
-		return 0, &shapeError{msg: fmt.Sprintf("unsupported type %d", uint32(t)), unsupported: true}
-	}
-	if dims[0]%uint64(be) != 0 {
-		return 0, &shapeError{msg: fmt.Sprintf("ne[0] = %d is not a multiple of the %s block size %d", dims[0], t, be)}
-	}
-	size := dims[0] / uint64(be) * uint64(bb)
-	for _, d := range dims[1:] {
-		hi, lo := bits.Mul64(size, d)
-		if hi != 0 || lo > math.MaxInt64 {
-			return 0, &shapeError{msg: fmt.Sprintf("byte size of %s %v overflows int64", t, dims)}
-		}
-		size = lo
-	}
-	if size > math.MaxInt64 {
-		return 0, &shapeError{msg: fmt.Sprintf("byte size of %s %v overflows int64", t, dims)}
-	}
-	return size, nil
-}
-
 // sortedIndex returns 0..n-1 sorted by key, ties in index order.
 func sortedIndex(n int, key func(int) string) []int32 {
 	idx := make([]int32, n) // (n,)
@@ -513,9 +433,6 @@ func sortedIndex(n int, key func(int) string) []int32 {
 	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(key(int(a)), key(int(b))) })
 	return idx
 }
-
-// alignUp rounds x up to a multiple of the power of two a.
-func alignUp(x, a uint64) uint64 { return (x + a - 1) &^ (a - 1) }
 
 // withPath prefixes a parse error's message with the file name, keeping its type.
 func withPath(path string, err error) error {

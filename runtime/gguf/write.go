@@ -31,8 +31,8 @@ type layout struct {
 // Write writes a version-3 GGUF file. The alignment is the "general.alignment" KV (uint32, a
 // power of two) if present, else 32. Tensor data is contiguous in the given order and every
 // tensor is padded to the alignment, so each offset is the sum of the padded sizes before it
-// (what ggml requires). Everything is validated, with the same limits as Parse, before the
-// first byte is written.
+// (what ggml requires); without tensors the header is not padded. Everything is validated,
+// with the same limits as Parse, before the first byte is written.
 func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
 	l, err := plan(kvs, tensors)
 	if err != nil {
@@ -156,19 +156,8 @@ func checkTensor(t *WriteTensor) error {
 	if len(t.Name) > MaxTensorNameLen {
 		return fmt.Errorf("name of %d bytes exceeds %d (MaxTensorNameLen)", len(t.Name), MaxTensorNameLen)
 	}
-	if len(t.Dims) < 1 || len(t.Dims) > MaxDims {
-		return fmt.Errorf("n_dims %d out of range 1..%d", len(t.Dims), MaxDims)
-	}
-	elems := uint64(1)
-	for j, d := range t.Dims {
-		if d == 0 {
-			return fmt.Errorf("ne[%d] is zero", j)
-		}
-		hi, lo := bits.Mul64(elems, d)
-		if hi != 0 || lo > math.MaxInt64 {
-			return fmt.Errorf("dims product overflows int64 at ne[%d] = %d", j, d)
-		}
-		elems = lo
+	if _, err := checkDims(t.Dims); err != nil {
+		return err
 	}
 	size, err := tensorSize(t.Dims, t.Type)
 	if err != nil {
