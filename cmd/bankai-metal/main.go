@@ -22,8 +22,9 @@ func commands() []*cli.Command {
 	return registry
 }
 
-func main() {
-	app := &cli.App{
+// newApp builds the CLI; tests run it in-process with their own Writer and ErrWriter.
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "bankai-metal",
 		Usage: "run 1-bit Bonsai LLMs and find, apply and check XOR patches",
 		Description: "Models: a Bonsai GGUF file (Q1_0), an MLX 1-bit directory, or builtin:tiny (a small\n" +
@@ -35,7 +36,10 @@ func main() {
 		Commands:       commands(),
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
-	if err := app.Run(os.Args); err != nil {
+}
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
