@@ -26,7 +26,7 @@ func logitsCommand() *cli.Command {
 			&cli.StringFlag{Name: "tokens", Usage: "comma-separated token ids", Required: true},
 			&cli.StringFlag{Name: "ids", Usage: "comma-separated ids whose log-probs to print at every position"},
 			&cli.IntFlag{Name: "top", Value: 5, Usage: "how many best ids to print"},
-		}, patchFlags...),
+		}, runFlags()...),
 		Action: func(c *cli.Context) error {
 			toks, err := parseIDs(c.String("tokens"))
 			if err != nil {
@@ -49,7 +49,16 @@ func logitsCommand() *cli.Command {
 					return fmt.Errorf("--ids: id %d out of range [0,%d)", id, m.Vocab)
 				}
 			}
-			logits, err := m.Forward(m.NewKVCache(len(toks)), toks, true)
+			b, err := newBackend(c, m)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			sess, err := b.NewSession(len(toks))
+			if err != nil {
+				return err
+			}
+			logits, err := sess.Forward(toks, true)
 			if err != nil {
 				return err
 			}

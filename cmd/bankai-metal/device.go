@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bankai-metal/bankai-metal/metal"
+	"github.com/bankai-metal/bankai-metal/runtime"
+	"github.com/bankai-metal/bankai-metal/runtime/cpu"
+)
+
+// deviceFlags are --device and --threads, for every command that runs a model.
+var deviceFlags = []cli.Flag{
+	&cli.StringFlag{Name: "device", Value: "auto", EnvVars: []string{"BANKAI_DEVICE"},
+		Usage: "where to run: auto (Metal on a Mac when available, else CPU), metal, or cpu"},
+	&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all cores); results never depend on it"},
+}
+
+// runFlags are the flags of every command that runs a model: device, threads and patches.
+func runFlags() []cli.Flag { return append(append([]cli.Flag{}, deviceFlags...), patchFlags...) }
+
+// newBackend returns the backend chosen by --device for m.
+func newBackend(c *cli.Context, m *runtime.Model) (runtime.Backend, error) {
+	if n := c.Int("threads"); n > 0 {
+		cpu.Threads = n
+	}
+	switch d := c.String("device"); d {
+	case "cpu", "":
+		return runtime.NewCPU(m), nil
+	case "metal":
+		b, err := metal.New(m)
+		if err != nil {
+			return nil, fmt.Errorf("--device metal: %w", err)
+		}
+		return b, nil
+	case "auto":
+		if metal.Available() != nil {
+			return runtime.NewCPU(m), nil
+		}
+		b, err := metal.New(m)
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "warning: Metal failed (%v); using the CPU\n", err)
+			return runtime.NewCPU(m), nil
+		}
+		return b, nil
+	default:
+		return nil, fmt.Errorf("--device %q: want auto, metal or cpu", d)
+	}
+}
