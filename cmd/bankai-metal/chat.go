@@ -121,6 +121,9 @@ func runChat(c *cli.Context) error {
 			fmt.Fprintln(ch.out, "(Ctrl-C again, Ctrl-D or /bye to quit)")
 			continue
 		case errors.Is(err, io.EOF):
+			if interactive {
+				fmt.Fprintln(ch.out) // leave the shell prompt on a line of its own
+			}
 			return nil
 		case err != nil:
 			return err
@@ -346,7 +349,7 @@ func (r *termReader) readLine() (string, error) {
 		return "", fmt.Errorf("chat: terminal raw mode: %w", err)
 	}
 	defer term.Restore(r.fd, old)
-	if w, h, err := term.GetSize(r.fd); err == nil {
+	if w, h, err := term.GetSize(r.fd); err == nil && w > 0 && h > 0 {
 		r.t.SetSize(w, h)
 	}
 	line, err := r.t.ReadLine()

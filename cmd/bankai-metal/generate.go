@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/tokenizer"
 )
@@ -46,6 +47,9 @@ func runGenerate(c *cli.Context) error {
 	cfg, err := samplerFromFlags(c)
 	if err != nil {
 		return err
+	}
+	if c.Bool("raw") && (c.IsSet("system") || c.IsSet("think")) {
+		return fmt.Errorf("--system and --think format the prompt as a chat: drop --raw")
 	}
 	text := c.String("prompt")
 	if !c.IsSet("prompt") || text == "-" {
@@ -97,6 +101,7 @@ func runGenerate(c *cli.Context) error {
 // genEnv is what generate and chat run on: a model, its tokenizer and one session.
 type genEnv struct {
 	model   *runtime.Model
+	patches *patch.Applied // patches applied with --patch or /patch
 	tok     *tokenizer.Tokenizer
 	backend runtime.Backend
 	sess    runtime.Session
@@ -105,11 +110,16 @@ type genEnv struct {
 
 // openGen loads --model with its tokenizer and opens a session of --ctx tokens.
 func openGen(c *cli.Context) (*genEnv, error) {
-	m, err := loadModel(c)
+	m, applied, err := loadModelPatched(c)
 	if err != nil {
 		return nil, err
 	}
-	env := &genEnv{model: m, backend: runtime.NewCPU(m), errOut: c.App.ErrWriter}
+	b, err := newBackend(c, m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	env := &genEnv{model: m, patches: applied, backend: b, errOut: c.App.ErrWriter}
 	n, err := contextSize(c, m)
 	if err == nil {
 		env.tok, err = m.Tokenizer()

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/urfave/cli/v2"
 
 	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/runtime"
@@ -22,8 +21,8 @@ import (
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	app := &cli.App{Name: "bankai-metal", Commands: commands(), Reader: strings.NewReader(stdin),
-		Writer: &out, ErrWriter: &errOut, ExitErrHandler: func(*cli.Context, error) {}}
+	app := newApp()
+	app.Reader, app.Writer, app.ErrWriter = strings.NewReader(stdin), &out, &errOut
 	err := app.Run(append([]string{"bankai-metal"}, args...))
 	return out.String(), errOut.String(), err
 }
@@ -176,7 +175,7 @@ func TestGenerateOptions(t *testing.T) {
 	_, _, err := runCLI(t, "", "generate", "-m", model, "-p", "a longer prompt than that", "--raw", "--ctx", "6")
 	require.ErrorIs(t, err, runtime.ErrContextFull)
 
-	for _, bad := range [][]string{{"--top-p", "1.5"}, {"--temp", "-1"}, {"--ctx", "-3"}, {"extra-arg"}, {"-n", "-2"}} {
+	for _, bad := range [][]string{{"--top-p", "1.5"}, {"--temp", "-1"}, {"--ctx", "-3"}, {"extra-arg"}, {"-n", "-2"}, {"--raw", "--system", "S"}} {
 		_, _, err := runCLI(t, "", append([]string{"generate", "-m", model, "-p", "x"}, bad...)...)
 		require.Error(t, err, fmt.Sprint(bad))
 	}

@@ -19,7 +19,7 @@ const defaultCtx = 4096
 // Defaults are Bonsai's recommended sampling settings (runtime.DefaultSampler).
 func generationFlags() []cli.Flag {
 	d := runtime.DefaultSampler()
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.Float64Flag{Name: "temp", Value: float64(d.Temperature), Usage: "temperature; 0 = greedy (argmax)"},
 		&cli.IntFlag{Name: "top-k", Value: d.TopK, Usage: "sample among the K most likely tokens; 0 = off"},
 		&cli.Float64Flag{Name: "top-p", Value: round32(d.TopP), Usage: "nucleus sampling: smallest set of tokens with this probability mass; 1 = off"},
@@ -31,7 +31,7 @@ func generationFlags() []cli.Flag {
 		&cli.IntFlag{Name: "ctx", Usage: fmt.Sprintf("context limit in tokens (default: the model's, at most %d)", defaultCtx)},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
 		&cli.BoolFlag{Name: "think", Usage: "let the model reason in a <think> block first (off: the template's empty think block)"},
-	}
+	}, runFlags()...)
 }
 
 // round32 turns a float32 setting into the float64 a person would type (0.85, not 0.8500000238).
