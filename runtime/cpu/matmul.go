@@ -76,23 +76,24 @@ func matmulRows(m *q1.Matrix, lut, gsum []float32, nv, r0, r1 int, out []float32
 				}
 			}
 			for v := 0; v < nv; v++ {
-				lv := lut[v*C*32 : (v+1)*C*32]
-				gs := gsum[v*G : (v+1)*G]
+				lv := lut[v*C*32+g0*4096 : v*C*32+g1*4096]
+				gs := gsum[v*G+g0 : v*G+g1]
 				o := out[v*R : (v+1)*R]
 				for r := rb; r < re; r++ {
 					var acc float32
 					if g0 > 0 {
 						acc = o[r]
 					}
-					sc := scales[(r-rb)*tileGroups : (r-rb+1)*tileGroups]
-					for g := g0; g < g1; g++ {
-						t := (*[4096]float32)(lv[g*4096 : (g+1)*4096])
-						s := (*[16]byte)(m.GroupSigns(r, g))
+					sc := scales[(r-rb)*tileGroups : (r-rb)*tileGroups+len(gs)]
+					bits := m.Bits[(r*G+g0)*m.BitStride:]
+					for k := range gs {
+						t := (*[4096]float32)(lv[k*4096:])
+						s := (*[16]byte)(bits[k*m.BitStride:])
 						sum := ((t[s[0]] + t[256+int(s[1])]) + (t[512+int(s[2])] + t[768+int(s[3])])) +
 							((t[1024+int(s[4])] + t[1280+int(s[5])]) + (t[1536+int(s[6])] + t[1792+int(s[7])])) +
 							(((t[2048+int(s[8])] + t[2304+int(s[9])]) + (t[2560+int(s[10])] + t[2816+int(s[11])])) +
 								((t[3072+int(s[12])] + t[3328+int(s[13])]) + (t[3584+int(s[14])] + t[3840+int(s[15])])))
-						acc += sc[g-g0] * (2*sum - gs[g])
+						acc += sc[k] * (2*sum - gs[k])
 					}
 					o[r] = acc
 				}
