@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# metal-check.sh: the Linux checks of the Metal path (docs/METAL.md §4).
+#
+#  1. Type-check the darwin code without a Mac: vet, build and compile the tests of the Metal
+#     packages for darwin/arm64 with CGO_ENABLED=0, with and without the nometal tag.
+#  2. Compile every kernel as C++ with clang against shaders/shim (flat and check modes), compare
+#     the argument-struct layout of C and Go, run every kernel on the CPU harness against its Go
+#     twin (shaders: TestShadersCompileAndRun), and run the Metal backend's own code on that
+#     harness against the CPU backend (runtime/backendtest: TestEmulated).
+#
+# clang >= 15 is needed (_Float16 on x86; Debian 12's default clang 14 is too old). If none is
+# found it is installed with apt-get (clang-19 preferred). BANKAI_REQUIRE_CLANG=1 turns the Go
+# tests' skip-without-clang into a failure, so this script cannot pass by skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(./metal/ ./shaders/... ./runtime/backendtest/)
+
+have_clang() {
+	[ -n "${BANKAI_CLANG:-}" ] && return 0
+	for v in 22 21 20 19 18 17 16 15; do
+		command -v "clang++-$v" >/dev/null && return 0
+	done
+	return 1
+}
+
+if ! have_clang; then
+	command -v apt-get >/dev/null || {
+		echo "metal-check: no clang++ >= 15 found, and no apt-get to install one (set BANKAI_CLANG)" >&2
+		exit 1
+	}
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	$sudo apt-get update -qq
+	best=""
+	for v in 19 22 21 20 18 17 16 15; do
+		if apt-cache policy "clang-$v" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+			best=$v
+			break
+		fi
+	done
+	[ -n "$best" ] || {
+		echo "metal-check: apt has no clang >= 15" >&2
+		exit 1
+	}
+	echo "== installing clang-$best"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "clang-$best"
+fi
+export BANKAI_REQUIRE_CLANG=1
+
+for tags in "" nometal; do
+	echo "== darwin/arm64 type check, tags '${tags}'"
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go vet -tags "$tags" "${pkgs[@]}"
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build -tags "$tags" "${pkgs[@]}"
+	for p in ./metal ./shaders ./runtime/backendtest; do
+		GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go test -tags "$tags" -c -o /dev/null "$p"
+	done
+done
+
+echo "== kernels on the CPU harness; the Metal backend on the emulator"
+test -z "$(gofmt -l metal shaders runtime/backendtest)" || {
+	gofmt -l metal shaders runtime/backendtest
+	echo "metal-check: gofmt" >&2
+	exit 1
+}
+go vet "${pkgs[@]}"
+go test -count=1 "${pkgs[@]}"
+go test -count=1 -tags nometal ./metal/
+echo "== metal-check: ok"

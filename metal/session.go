@@ -1,0 +1,290 @@
+package metal
+
+import (
+	"errors"
+	"fmt"
+	goruntime "runtime"
+	"unsafe"
+
+	"github.com/bankai-metal/bankai-metal/runtime"
+)
+
+// maxChunk is the most tokens one command buffer processes; longer inputs run in chunks, which
+// continue the KV cache like single tokens do.
+const maxChunk = 128
+
+// session implements runtime.Session: a KV cache and activations in device buffers.
+type session struct {
+	b   *backend
+	max int // context limit
+	n   int // tokens in the cache
+	mem *sessionMem
+	// closed is set by Close; the session's memory is gone.
+	closed bool
+}
+
+// sessionMem is the device memory of a session, released by Close or when the session is
+// garbage-collected.
+type sessionMem struct {
+	kvCap int      // positions the cache buffers hold
+	k, v  []buffer // per layer (kvCap, KVDim), RoPE applied to k
+
+	actCap   int    // tokens the activation buffers hold
+	tok      buffer // (actCap) int32
+	cos, sin buffer // (actCap, HeadDim/2)
+	x, h, o  buffer // (actCap, Hidden); x is the residual stream
+	q, att   buffer // (actCap, Heads·HeadDim)
+	gate, up buffer // (actCap, FFN)
+	logitCap int    // rows the logits buffer holds
+	logits   buffer // (logitCap, Vocab)
+}
+
+func (sm *sessionMem) release() {
+	for _, b := range append(append([]buffer{}, sm.k...), sm.v...) {
+		b.release()
+	}
+	sm.k, sm.v, sm.kvCap = nil, nil, 0
+	sm.releaseActs()
+	if sm.logits != nil {
+		sm.logits.release()
+		sm.logits, sm.logitCap = nil, 0
+	}
+}
+
+func (sm *sessionMem) releaseActs() {
+	for _, b := range []buffer{sm.tok, sm.cos, sm.sin, sm.x, sm.h, sm.o, sm.q, sm.att, sm.gate, sm.up} {
+		if b != nil {
+			b.release()
+		}
+	}
+	sm.tok, sm.cos, sm.sin, sm.x, sm.h, sm.o, sm.q, sm.att, sm.gate, sm.up = nil, nil, nil, nil, nil, nil, nil, nil, nil, nil
+	sm.actCap = 0
+}
+
+// NewSession implements runtime.Backend. Buffers grow on demand, so a long context limit costs
+// nothing until used.
+func (b *backend) NewSession(maxCtx int) (runtime.Session, error) {
+	if b.closed {
+		return nil, errClosed
+	}
+	if maxCtx <= 0 {
+		return nil, fmt.Errorf("metal: context limit %d must be positive", maxCtx)
+	}
+	s := &session{b: b, max: maxCtx, mem: &sessionMem{}}
+	goruntime.AddCleanup(s, func(sm *sessionMem) { sm.release() }, s.mem)
+	return s, nil
+}
+
+// Close releases the session's device memory now rather than at garbage collection.
+func (s *session) Close() error {
+	if !s.closed {
+		s.closed = true
+		s.mem.release()
+	}
+	return nil
+}
+
+// Len implements runtime.Session.
+func (s *session) Len() int { return s.n }
+
+// Max implements runtime.Session.
+func (s *session) Max() int { return s.max }
+
+// Truncate implements runtime.Session.
+func (s *session) Truncate(n int) {
+	if n < s.n {
+		s.n = max(n, 0)
+	}
+}
+
+// Forward implements runtime.Session: tokens run in chunks of at most maxChunk, each one
+// command buffer; logits are read back for the last token, or for every token when all is set.
+func (s *session) Forward(tokens []int32, all bool) ([]float32, error) {
+	m := s.b.m
+	if s.b.closed {
+		return nil, errClosed
+	}
+	if s.closed {
+		return nil, errors.New("metal: session is closed")
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("metal: no tokens")
+	}
+	if s.n+len(tokens) > s.max {
+		return nil, fmt.Errorf("metal: %w: %d tokens in cache + %d new > limit %d", runtime.ErrContextFull, s.n, len(tokens), s.max)
+	}
+	for i, t := range tokens {
+		if t < 0 || int(t) >= m.Vocab {
+			return nil, fmt.Errorf("metal: token %d at position %d out of range [0,%d)", t, i, m.Vocab)
+		}
+	}
+	start, V := s.n, m.Vocab
+	var out []float32
+	if all {
+		out = make([]float32, len(tokens)*V) // (len(tokens), Vocab)
+	}
+	for c0 := 0; c0 < len(tokens); c0 += maxChunk {
+		chunk := tokens[c0:min(len(tokens), c0+maxChunk)]
+		first, count := 0, 0 // rows of the chunk whose logits are wanted
+		if all {
+			count = len(chunk)
+		} else if c0+len(chunk) == len(tokens) {
+			first, count = len(chunk)-1, 1
+		}
+		if err := s.step(chunk, first, count); err != nil {
+			s.n = start
+			return nil, err
+		}
+		if count > 0 {
+			lg := floats(s.mem.logits.bytes())[:count*V]
+			if all {
+				copy(out[c0*V:], lg)
+			} else {
+				out = append([]float32(nil), lg...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// step runs one chunk of n tokens at positions s.n.. in one command buffer and commits them.
+func (s *session) step(tokens []int32, first, count int) error {
+	m, n, pos0 := s.b.m, len(tokens), s.n
+	if err := s.grow(pos0+n, n, count); err != nil {
+		return err
+	}
+	copy(int32s(s.mem.tok.bytes()), tokens)
+	cos, sin := m.Rope.Tables(pos0, n) // (n, HeadDim/2) each, YaRN folded in
+	copy(floats(s.mem.cos.bytes()), cos)
+	copy(floats(s.mem.sin.bytes()), sin)
+	if err := s.b.dev.run(func(e encoder) { s.encode(e, n, pos0, first, count) }); err != nil {
+		return err
+	}
+	s.n += n
+	return nil
+}
+
+// encode records the forward pass of n tokens at positions pos0.. (runtime/qwen3.go, in the
+// same order), with logits for rows [first, first+count) of the chunk.
+func (s *session) encode(e encoder, n, pos0, first, count int) {
+	b, m, sm := s.b, s.b.m, s.mem
+	D, F, hd, eps := m.Hidden, m.FFN, m.HeadDim, m.RMSEps
+	x, h, o := ref{sm.x, 0}, ref{sm.h, 0}, ref{sm.o, 0}
+	q, att := ref{sm.q, 0}, ref{sm.att, 0}
+	gate, up := ref{sm.gate, 0}, ref{sm.up, 0}
+	cos, sin := ref{sm.cos, 0}, ref{sm.sin, 0}
+
+	encEmbed(e, b.embed, ref{sm.tok, 0}, n, x) // x (n, Hidden)
+	e.barrier()
+	for l := range m.Layers {
+		L := &b.layers[l]
+		keys, vals := ref{sm.k[l], 0}, ref{sm.v[l], 0}           // (pos0+n, KVDim)
+		k, v := keys.at(pos0*m.KVDim()), vals.at(pos0*m.KVDim()) // the new rows (n, KVDim)
+
+		// Attention block; k and v are written straight into the cache.
+		encRMSNorm(e, x, L.attnNorm, h, n, D, eps)
+		e.barrier()
+		encMatVec(e, L.proj[runtime.ProjQ], h, n, q)
+		encMatVec(e, L.proj[runtime.ProjK], h, n, k)
+		encMatVec(e, L.proj[runtime.ProjV], h, n, v)
+		e.barrier()
+		encRMSNorm(e, q, L.qNorm, q, n*m.Heads, hd, eps) // per head
+		encRMSNorm(e, k, L.kNorm, k, n*m.KVHeads, hd, eps)
+		e.barrier()
+		encRope(e, q, n, m.Heads, hd, cos, sin)
+		encRope(e, k, n, m.KVHeads, hd, cos, sin)
+		e.barrier()
+		encAttention(e, q, keys, vals, att, n, pos0+n, m.Heads, m.KVHeads, hd)
+		e.barrier()
+		encMatVec(e, L.proj[runtime.ProjO], att, n, o)
+		e.barrier()
+		encAdd(e, x, o, n*D)
+		e.barrier()
+
+		// MLP block.
+		encRMSNorm(e, x, L.ffnNorm, h, n, D, eps)
+		e.barrier()
+		encMatVec(e, L.proj[runtime.ProjGate], h, n, gate)
+		encMatVec(e, L.proj[runtime.ProjUp], h, n, up)
+		e.barrier()
+		encSiluMul(e, gate, up, gate, n*F)
+		e.barrier()
+		encMatVec(e, L.proj[runtime.ProjDown], gate, n, o)
+		e.barrier()
+		encAdd(e, x, o, n*D)
+		e.barrier()
+	}
+	if count > 0 {
+		encRMSNorm(e, x.at(first*D), b.outNorm, h, count, D, eps)
+		e.barrier()
+		encMatVec(e, b.output, h, count, ref{sm.logits, 0}) // (count, Vocab)
+	}
+}
+
+// grow makes room for ctx positions in the cache, n tokens of activations and count rows of
+// logits. The cache keeps its first s.n positions.
+func (s *session) grow(ctx, n, count int) error {
+	m, sm, d := s.b.m, s.mem, s.b.dev
+	if ctx > sm.kvCap {
+		newCap := min(s.max, max(ctx, 2*sm.kvCap, 64))
+		row := 4 * m.KVDim()
+		k, v := make([]buffer, len(m.Layers)), make([]buffer, len(m.Layers))
+		for l := range m.Layers {
+			var err error
+			if k[l], err = d.newBuffer(newCap * row); err == nil {
+				v[l], err = d.newBuffer(newCap * row)
+			}
+			if err != nil {
+				for _, b := range append(k, v...) {
+					if b != nil {
+						b.release()
+					}
+				}
+				return fmt.Errorf("metal: KV cache of %d positions: %w", newCap, err)
+			}
+		}
+		for l := range sm.k { // keep the positions the cache holds
+			copy(k[l].bytes(), sm.k[l].bytes()[:s.n*row])
+			copy(v[l].bytes(), sm.v[l].bytes()[:s.n*row])
+			sm.k[l].release()
+			sm.v[l].release()
+		}
+		sm.k, sm.v, sm.kvCap = k, v, newCap
+	}
+	if n > sm.actCap {
+		sm.releaseActs()
+		c := min(maxChunk, max(n, 2*sm.actCap, 1))
+		sizes := []struct {
+			dst *buffer
+			n   int
+		}{{&sm.tok, c}, {&sm.cos, c * m.HeadDim / 2}, {&sm.sin, c * m.HeadDim / 2},
+			{&sm.x, c * m.Hidden}, {&sm.h, c * m.Hidden}, {&sm.o, c * m.Hidden},
+			{&sm.q, c * m.QDim()}, {&sm.att, c * m.QDim()}, {&sm.gate, c * m.FFN}, {&sm.up, c * m.FFN}}
+		for _, z := range sizes {
+			b, err := d.newBuffer(4 * z.n)
+			if err != nil {
+				sm.releaseActs()
+				return fmt.Errorf("metal: activations for %d tokens: %w", c, err)
+			}
+			*z.dst = b
+		}
+		sm.actCap = c
+	}
+	if count > sm.logitCap {
+		if sm.logits != nil {
+			sm.logits.release()
+			sm.logits, sm.logitCap = nil, 0
+		}
+		b, err := d.newBuffer(4 * count * m.Vocab)
+		if err != nil {
+			return fmt.Errorf("metal: logits for %d tokens: %w", count, err)
+		}
+		sm.logits, sm.logitCap = b, count
+	}
+	return nil
+}
+
+// int32s views a buffer's bytes as int32 values.
+func int32s(b []byte) []int32 {
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
+}
