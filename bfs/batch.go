@@ -1,0 +1,231 @@
+package bfs
+
+import (
+	"fmt"
+	goruntime "runtime"
+	"slices"
+	"sync"
+
+	"github.com/bankai-metal/bankai-metal/patch"
+	"github.com/bankai-metal/bankai-metal/runtime"
+	"github.com/bankai-metal/bankai-metal/runtime/cpu"
+	"github.com/bankai-metal/bankai-metal/runtime/q1"
+)
+
+// FlipSpan is one candidate flip applied, virtually, to a contiguous range of rows of a batch:
+// the flip's projection output is corrected for rows [Start, Start+N) only, as if the flip were
+// written to the weights for those rows and not for the others.
+type FlipSpan struct {
+	Layer      int
+	Proj       runtime.Proj
+	Row        int
+	Group, Col int // -1, -1: whole row; Group >= 0: one 128-weight group; Col >= 0: one weight
+	Start, N   int // rows of the batch
+}
+
+// BatchEvaluator is an optional backend capability: run decoder layers over a batch in which
+// every (candidate, sequence) pair is its own sequence and each candidate's flip applies only to
+// its rows. The Evaluator uses it when the backend implements it, else CPUBatch.
+type BatchEvaluator interface {
+	// RunFlipped runs layers [from, to) over the residual stream x (Σ seqs.N, Hidden) in place,
+	// like Model.RunLayers, with every span's flip applied to its rows of its projection's output.
+	// Sequences may continue their own KV caches exactly as in Model.RunLayers (appended, not
+	// committed). Flips never change the weights. Results for a row must not depend on the other
+	// rows, the batch size or the thread count.
+	RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flips []FlipSpan) error
+}
+
+// CPUBatch is the pure-Go BatchEvaluator: Model.RunLayers with a hook that corrects each span's
+// rows. By default the flipped row's output is recomputed with cpu.MatMul over a flipped copy of
+// that one row, which is bit-identical to running the model with the flip written to the weights.
+// With Delta set it uses cpu.FlipDelta instead (negate the output for a row flip, subtract the
+// flipped weights' doubled contribution for a group or bit flip): cheaper, equal up to float32
+// rounding, which the later layers can amplify to about 1e-5 on the gaps.
+//
+// For models too small for the matmuls to use several threads, it splits the batch into groups
+// of whole sequences run concurrently.
+type CPUBatch struct {
+	Model *runtime.Model
+	Delta bool
+}
+
+// RunFlipped implements BatchEvaluator.
+func (c CPUBatch) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flips []FlipSpan) error {
+	m := c.Model
+	rows := 0
+	for _, s := range seqs {
+		if s.N <= 0 {
+			return fmt.Errorf("bfs: sequence of %d tokens", s.N)
+		}
+		rows += s.N
+	}
+	if from < 0 || to > m.NumLayers() || from > to {
+		return fmt.Errorf("bfs: layers [%d, %d) out of range [0, %d]", from, to, m.NumLayers())
+	}
+	if len(x) < rows*m.Hidden {
+		return fmt.Errorf("bfs: residual stream of %d floats for %d rows", len(x), rows)
+	}
+	for _, f := range flips {
+		if err := checkSpan(m, f, rows); err != nil {
+			return err
+		}
+	}
+	parts := c.partition(seqs)
+	if len(parts) <= 1 {
+		m.RunLayers(from, to, x, seqs, flipHook(m, flips, c.Delta))
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sub []FlipSpan
+			for _, f := range flips { // clip each span to the part's rows, relative to its start
+				s0, s1 := max(f.Start, p.row0), min(f.Start+f.N, p.row1)
+				if s0 < s1 {
+					f.Start, f.N = s0-p.row0, s1-s0
+					sub = append(sub, f)
+				}
+			}
+			m.RunLayers(from, to, x[p.row0*m.Hidden:p.row1*m.Hidden], seqs[p.seq0:p.seq1], flipHook(m, sub, c.Delta))
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// part is a group of whole sequences [seq0, seq1) covering rows [row0, row1).
+type part struct{ seq0, seq1, row0, row1 int }
+
+// partition splits seqs into groups of about equal rows, one per worker, when the model's
+// matrices are small enough that cpu.MatMul would run on one thread and no two sequences share
+// a cache.
+func (c CPUBatch) partition(seqs []runtime.Seq) []part {
+	nt := cpu.Threads
+	if nt <= 0 {
+		nt = goruntime.GOMAXPROCS(0)
+	}
+	m := c.Model
+	if nt <= 1 || len(seqs) < 2 || m.FFN*m.Hidden >= 1<<18 {
+		return nil
+	}
+	rows := 0
+	seen := map[*runtime.KVCache]bool{}
+	for _, s := range seqs {
+		if s.Cache != nil {
+			if seen[s.Cache] {
+				return nil
+			}
+			seen[s.Cache] = true
+		}
+		rows += s.N
+	}
+	nt = min(nt, len(seqs))
+	var parts []part
+	p := part{}
+	for i, s := range seqs {
+		p.row1 += s.N
+		p.seq1 = i + 1
+		if p.row1*nt >= rows*(len(parts)+1) && len(parts) < nt-1 {
+			parts = append(parts, p)
+			p = part{seq0: i + 1, seq1: i + 1, row0: p.row1, row1: p.row1}
+		}
+	}
+	if p.seq1 > p.seq0 {
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// flipHook returns the Hook applying each span's flip to its rows (see CPUBatch).
+func flipHook(m *runtime.Model, flips []FlipSpan, delta bool) runtime.Hook {
+	if len(flips) == 0 {
+		return nil
+	}
+	type key struct {
+		layer int
+		proj  runtime.Proj
+	}
+	by := map[key][]int{}
+	for i, f := range flips {
+		k := key{f.Layer, f.Proj}
+		by[k] = append(by[k], i)
+	}
+	var tmp []float32 // (span rows): the recomputed outputs of one flipped row
+	return func(layer int, p runtime.Proj, in, out []float32, n int) {
+		spans := by[key{layer, p}]
+		if len(spans) == 0 {
+			return
+		}
+		mat := m.Layers[layer].Proj[p]
+		for _, i := range spans {
+			f := flips[i]
+			if delta {
+				cpu.FlipDelta(mat, in[f.Start*mat.Cols:], f.N, out[f.Start*mat.Rows:], f.Row, f.Group, f.Col)
+				continue
+			}
+			tmp = slices.Grow(tmp[:0], f.N)[:f.N]
+			cpu.MatMul(flippedRow(mat, f), in[f.Start*mat.Cols:], f.N, tmp)
+			for t, v := range tmp {
+				out[(f.Start+t)*mat.Rows+f.Row] = v
+			}
+		}
+	}
+}
+
+// flippedRow returns a one-row copy of row f.Row of mat, in the same encoding, with f's flip
+// applied.
+func flippedRow(mat *q1.Matrix, f FlipSpan) *q1.Matrix {
+	bits := make([]byte, 0, mat.Groups*q1.GroupSignBytes) // (Groups, 16)
+	scales := make([]byte, 0, mat.Groups*2)               // (Groups, 2)
+	for g := 0; g < mat.Groups; g++ {
+		bits = append(bits, mat.GroupSigns(f.Row, g)...)
+		o := (f.Row*mat.Groups + g) * mat.ScaleStride
+		scales = append(scales, mat.Scales[o], mat.Scales[o+1])
+	}
+	r := &q1.Matrix{Name: mat.Name, Rows: 1, Cols: mat.Cols, Groups: mat.Groups, Bits: bits,
+		BitStride: q1.GroupSignBytes, Scales: scales, ScaleStride: 2, Kind: mat.Kind}
+	switch {
+	case f.Group >= 0:
+		r.FlipGroup(0, f.Group)
+	case f.Col >= 0:
+		r.FlipBit(0, f.Col)
+	default:
+		r.FlipRow(0)
+	}
+	return r
+}
+
+// checkSpan validates a span against the model and a batch of rows.
+func checkSpan(m *runtime.Model, f FlipSpan, rows int) error {
+	if f.Layer < 0 || f.Layer >= m.NumLayers() || f.Proj < 0 || f.Proj >= runtime.NumProj {
+		return fmt.Errorf("bfs: flip span L%d.%v out of range", f.Layer, f.Proj)
+	}
+	mat := m.Layers[f.Layer].Proj[f.Proj]
+	switch {
+	case f.Row < 0 || f.Row >= mat.Rows:
+		return fmt.Errorf("bfs: flip span L%d.%v row %d out of range [0,%d)", f.Layer, f.Proj, f.Row, mat.Rows)
+	case f.Group >= mat.Groups || f.Col >= mat.Cols || (f.Group >= 0 && f.Col >= 0) || f.Group < -1 || f.Col < -1:
+		return fmt.Errorf("bfs: flip span L%d.%v row %d: bad group %d / col %d", f.Layer, f.Proj, f.Row, f.Group, f.Col)
+	case f.Start < 0 || f.N < 0 || f.Start+f.N > rows:
+		return fmt.Errorf("bfs: flip span rows [%d,%d) outside the batch of %d", f.Start, f.Start+f.N, rows)
+	}
+	return nil
+}
+
+// spanOf resolves a patch flip into a span (rows not set), checking it against the model.
+func spanOf(m *runtime.Model, f patch.Flip) (FlipSpan, error) {
+	p, err := runtime.ParseProj(f.Proj)
+	if err != nil {
+		return FlipSpan{}, fmt.Errorf("bfs: flip %v: %w", f, err)
+	}
+	if f.Kind() == patch.KindInvalid {
+		return FlipSpan{}, fmt.Errorf("bfs: flip %v: invalid group/col", f)
+	}
+	s := FlipSpan{Layer: f.Layer, Proj: p, Row: f.Row, Group: f.Group, Col: f.Col}
+	if err := checkSpan(m, s, 0); err != nil {
+		return FlipSpan{}, fmt.Errorf("%w (flip %v)", err, f)
+	}
+	return s, nil
+}
