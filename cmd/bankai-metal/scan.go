@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bankai-metal/bankai-metal/bfs"
+)
+
+func init() { register(scanCommand()) }
+
+func scanCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "scan",
+		Usage: "exact bit-flip sensitivity of every candidate flip over a calibration probe set",
+		Description: "For every candidate m (rows, groups or bits of the chosen layers and projections) computes\n" +
+			"S = L(W xor m) - L(W) exactly, with L = -fitness over the probes (negative S helps). Only the\n" +
+			"layers from the candidate's own on are recomputed, many candidates per batch. --budget k also\n" +
+			"writes a patch of the k best and greedily verifies the combination (flips interact).\n\n" +
+			"Example: bankai-metal scan -m Bonsai-1.7B.gguf --target math --layers 26 --budget 8 -o top8.json --scores s.csv",
+		Flags: append(append(append([]cli.Flag{modelFlag}, probeFlags("none")...), candidateFlags()...), append([]cli.Flag{
+			&cli.Int64Flag{Name: "sample", Usage: "score this many random candidates instead of all"},
+			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed for --sample"},
+			&cli.IntFlag{Name: "budget", Aliases: []string{"k"}, Usage: "write a patch of the top k and verify it greedily"},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "patch file for --budget (default top<k>.json)"},
+			&cli.StringFlag{Name: "scores", Usage: "write every score: .csv or .json"},
+			&cli.StringFlag{Name: "sort", Value: "signed", Usage: "order of the printed and written rows: signed (most helpful first) or abs"},
+			&cli.IntFlag{Name: "top", Value: 20, Usage: "rows to print"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		}, runFlags()...)...),
+		Action: runScan,
+	}
+}
+
+func runScan(c *cli.Context) error {
+	var opts bfs.ScanOptions
+	var err error
+	if opts.Target, opts.Control, err = probeSets(c); err != nil {
+		return err
+	}
+	if opts.Layers, opts.Projs, opts.Granularity, opts.Metric, opts.FitnessMode, err = candidateOptions(c); err != nil {
+		return err
+	}
+	by := bfs.BySigned
+	switch c.String("sort") {
+	case "abs":
+		by = bfs.ByAbs
+	case "signed":
+	default:
+		return fmt.Errorf("--sort %q: want signed or abs", c.String("sort"))
+	}
+	opts.Lambda, opts.Sample, opts.Seed, opts.Budget = c.Float64("lambda"), c.Int64("sample"), c.Uint64("seed"), c.Int("budget")
+	m, err := loadModel(c)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	b, err := newBackend(c, m)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
+	opts.Progress = func(pr bfs.Progress) { bar.count(pr.Phase, int64(pr.Iteration), int64(pr.Iters), pr.Elapsed) }
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	defer stop()
+	res, err := bfs.Scan(ctx, b, opts)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	rows := res.Sorted(by)
+	if p := c.String("scores"); p != "" {
+		var sb strings.Builder
+		if strings.HasSuffix(p, ".json") {
+			err = bfs.WriteScanJSON(&sb, &bfs.ScanResult{Metric: res.Metric, Granularity: res.Granularity, Layers: res.Layers,
+				Projs: res.Projs, Lambda: res.Lambda, PoolSize: res.PoolSize, Sample: res.Sample, Seed: res.Seed,
+				Seconds: res.Seconds, Rows: rows, TopK: res.TopK})
+		} else {
+			err = bfs.WriteScanCSV(&sb, rows)
+		}
+		if err == nil {
+			err = writeFileAtomic(p, []byte(sb.String()))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "scanned %d of %d candidates (%s, %s) in %.2fs: %.0f flips/s\n", len(res.Rows), res.PoolSize,
+		res.Granularity, res.Metric, res.Seconds, float64(len(res.Rows))/max(res.Seconds, 1e-9))
+	fmt.Fprintf(w, "%-5s %-10s %6s %6s %6s %12s\n", "layer", "proj", "row", "group", "col", "S")
+	for _, r := range rows[:min(len(rows), c.Int("top"))] {
+		fmt.Fprintf(w, "%-5d %-10s %6d %6s %6s %+12.5f\n", r.Layer, r.Proj, r.Row, optInt(r.Group), optInt(r.Col), r.S)
+	}
+	if tk := res.TopK; tk != nil {
+		out := c.String("out")
+		if out == "" {
+			out = fmt.Sprintf("top%d.json", tk.K)
+		}
+		p := bfs.ScanPatch(strings.TrimSuffix(out, ".json"), tk.Greedy, map[string]any{
+			"scan_metric": res.Metric.String(), "budget": tk.K, "loss_all_top_k": tk.Loss, "loss_kept": tk.GreedyLoss})
+		p.Fingerprint = m.Fingerprint()
+		if err := p.Save(out); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\ntop %d together: loss %+.5f; greedily kept %d of them: loss %+.5f -> %s\n", len(tk.Flips), tk.Loss, len(tk.Greedy), tk.GreedyLoss, out)
+	}
+	return nil
+}
+
+func optInt(v int) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprint(v)
+}
