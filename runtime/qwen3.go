@@ -54,19 +54,26 @@ func (c *KVCache) Commit(n int) { c.n += n }
 func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffers) {
 	L := &m.Layers[l]
 	D, hd := m.Hidden, m.HeadDim
-	matmul := func(p Proj, in, out []float32) {
-		cpu.MatMul(L.Proj[p], in, n, out)
+	// matmul runs projections that share their input (q, k, v; gate, up) in one pass over the
+	// input's lookup tables, then shows each output to the hook.
+	matmul := func(in []float32, ps []Proj, outs ...[]float32) {
+		ms := make([]*q1.Matrix, len(ps))
+		for i, p := range ps {
+			ms[i] = L.Proj[p]
+		}
+		cpu.MatMulShared(ms, in, n, outs)
 		if hook != nil {
-			hook(l, p, in[:n*L.Proj[p].Cols], out[:n*L.Proj[p].Rows], n)
+			for i, p := range ps {
+				hook(l, p, in[:n*ms[i].Cols], outs[i][:n*ms[i].Rows], n)
+			}
 		}
 	}
 
 	// Attention block.
 	cpu.RMSNorm(b.h, x, L.AttnNorm, m.RMSEps) // h (n, Hidden)
-	matmul(ProjQ, b.h, b.q)                   // q (n, Heads·HeadDim)
-	matmul(ProjK, b.h, b.k)                   // k (n, KVHeads·HeadDim)
-	matmul(ProjV, b.h, b.v)                   // v (n, KVHeads·HeadDim)
-	cpu.RMSNorm(b.q, b.q, L.QNorm, m.RMSEps)  // per head: rows of HeadDim
+	// q (n, Heads·HeadDim), k and v (n, KVHeads·HeadDim)
+	matmul(b.h, []Proj{ProjQ, ProjK, ProjV}, b.q, b.k, b.v)
+	cpu.RMSNorm(b.q, b.q, L.QNorm, m.RMSEps) // per head: rows of HeadDim
 	cpu.RMSNorm(b.k, b.k, L.KNorm, m.RMSEps)
 	row := 0
 	for _, s := range seqs {
@@ -93,15 +100,14 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 		})
 		row += s.N
 	}
-	matmul(ProjO, b.att, b.o) // o (n, Hidden)
+	matmul(b.att, []Proj{ProjO}, b.o) // o (n, Hidden)
 	cpu.Add(x[:n*D], b.o[:n*D])
 
 	// MLP block.
 	cpu.RMSNorm(b.h, x[:n*D], L.FFNNorm, m.RMSEps)
-	matmul(ProjGate, b.h, b.gate) // gate (n, FFN)
-	matmul(ProjUp, b.h, b.up)     // up (n, FFN)
+	matmul(b.h, []Proj{ProjGate, ProjUp}, b.gate, b.up) // gate, up (n, FFN)
 	cpu.SiluMul(b.gate[:n*m.FFN], b.gate, b.up)
-	matmul(ProjDown, b.gate, b.o) // down (n, Hidden)
+	matmul(b.gate, []Proj{ProjDown}, b.o) // down (n, Hidden)
 	cpu.Add(x[:n*D], b.o[:n*D])
 }
 
@@ -148,5 +154,3 @@ func (m *Model) Forward(c *KVCache, tokens []int32, all bool) ([]float32, error)
 	m.Logits(x, n, out)
 	return out, nil
 }
-
-var _ = q1.GroupSize

@@ -23,20 +23,34 @@ const tileGroups = 8
 // byte. Each output is accumulated over its groups in order 0..Groups-1 from its own input
 // vector only, so results are bit-identical whatever n, the batching or the thread count.
 func MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
-	if len(x) < n*m.Cols || len(out) < n*m.Rows {
-		panic("cpu: MatMul: buffer too small")
+	MatMulShared([]*q1.Matrix{m}, x, n, [][]float32{out})
+}
+
+// MatMulShared computes outs[i] = x · ms[i]ᵀ for matrices that read the same input (q, k and v;
+// gate and up), building the lookup tables of each input vector once for all of them. Every
+// matrix must have the same Cols; outs[i] is (n, ms[i].Rows). Results are bit-identical to
+// MatMul on each matrix.
+func MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+	cols, groups := ms[0].Cols, ms[0].Groups
+	for i, m := range ms {
+		if m.Cols != cols || len(x) < n*cols || len(outs[i]) < n*m.Rows {
+			panic("cpu: MatMulShared: shape mismatch or buffer too small")
+		}
 	}
-	lut := getLUT(vecBlock * m.Cols * 32)
+	lut := getLUT(vecBlock * cols * 32)
 	defer putLUT(lut)
-	gsum := make([]float32, vecBlock*m.Groups) // (vecBlock, Groups)
+	gsum := make([]float32, vecBlock*groups) // (vecBlock, Groups)
 	for v0 := 0; v0 < n; v0 += vecBlock {
 		nv := min(vecBlock, n-v0)
 		for v := 0; v < nv; v++ {
-			buildLUT(x[(v0+v)*m.Cols:(v0+v+1)*m.Cols], (*lut)[v*m.Cols*32:(v+1)*m.Cols*32], gsum[v*m.Groups:(v+1)*m.Groups])
+			buildLUT(x[(v0+v)*cols:(v0+v+1)*cols], (*lut)[v*cols*32:(v+1)*cols*32], gsum[v*groups:(v+1)*groups])
 		}
-		parallelRows(m.Rows, m.Cols, func(r0, r1 int) {
-			matmulRows(m, *lut, gsum, nv, r0, r1, out[v0*m.Rows:])
-		})
+		for i, m := range ms {
+			out := outs[i][v0*m.Rows:]
+			parallelRows(m.Rows, m.Cols, func(r0, r1 int) {
+				matmulRows(m, *lut, gsum, nv, r0, r1, out)
+			})
+		}
 	}
 }
 
