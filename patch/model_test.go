@@ -40,10 +40,10 @@ func TestApplyFlipsExactlyTheExpectedBits(t *testing.T) {
 	defer f.Close()
 
 	p := &patch.Patch{Name: "t", Fingerprint: m.Fingerprint(), Flips: []patch.Flip{
-		patch.RowFlip(1, "up_proj", 17),     // 128 bits
-		patch.RowFlip(3, "down_proj", 2),    // 384 bits (3 groups)
+		patch.RowFlip(1, "up_proj", 17),      // 128 bits
+		patch.RowFlip(3, "down_proj", 2),     // 384 bits (3 groups)
 		patch.GroupFlip(0, "q_proj", 200, 0), // 128 bits
-		patch.BitFlip(2, "o_proj", 5, 131),  // 1 bit
+		patch.BitFlip(2, "o_proj", 5, 131),   // 1 bit
 	}}
 	want := map[int]byte{} // file offset -> xor mask
 	addRow := func(name string, row, cols int) {
