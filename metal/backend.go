@@ -23,6 +23,8 @@ type backend struct {
 	layers   []layerWeights
 	norms    buffer // every norm vector, float32: per layer attn, q, k, ffn, then the output norm
 	outNorm  ref
+	flip     flipState // RunFlipped's buffers (flipped.go)
+	kv       *kvStores // RunFlipped's KV caches (kvstore.go)
 	closed   bool
 }
 
@@ -40,7 +42,7 @@ func newBackend(m *runtime.Model, dev device, kind string, mapped func(lo, hi ui
 	if err := checkModel(m); err != nil {
 		return nil, err
 	}
-	b := &backend{m: m, dev: dev, kind: kind, w: newWeights(dev, os.Getpagesize(), mapped)}
+	b := &backend{m: m, dev: dev, kind: kind, w: newWeights(dev, os.Getpagesize(), mapped), kv: newKVStores(dev, len(m.Layers), m.KVDim())}
 	defer func() {
 		if err != nil {
 			b.release()
@@ -153,6 +155,10 @@ func (b *backend) Close() error {
 }
 
 func (b *backend) release() {
+	b.flip.mu.Lock()
+	b.flip.release()
+	b.flip.mu.Unlock()
+	b.kv.release()
 	if b.norms != nil {
 		b.norms.release()
 		b.norms = nil

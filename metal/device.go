@@ -50,3 +50,6 @@ type ref struct {
 func (r ref) at(floats int) ref { return ref{r.buf, r.off + 4*floats} }
 
 func (r ref) bind(index int) bind { return bind{index, r.buf, r.off} }
+
+// bytes is the host view of the buffer from the reference on.
+func (r ref) bytes() []byte { return r.buf.bytes()[r.off:] }

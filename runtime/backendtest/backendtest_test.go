@@ -108,3 +108,47 @@ func TestEmulated(t *testing.T) {
 		})
 	}
 }
+
+// forEachMetal runs f on the Metal backend for m: as subtest "metal" on the GPU (skipped with the
+// reason when Metal is unavailable) and as "metal-emu" on the CPU harness (skipped without clang,
+// off Linux, unless BANKAI_REQUIRE_CLANG=1).
+func forEachMetal(t *testing.T, m *runtime.Model, f func(t *testing.T, b runtime.Backend)) {
+	t.Run("metal", func(t *testing.T) {
+		if err := metal.Available(); err != nil {
+			t.Skipf("metal backend not run: %v", err)
+		}
+		b, err := metal.New(m)
+		require.NoError(t, err)
+		defer b.Close()
+		f(t, b)
+	})
+	t.Run("metal-emu", func(t *testing.T) {
+		_, h := shimtest.ForTest(t)
+		b, err := metal.NewEmulated(m, h)
+		require.NoError(t, err)
+		defer b.Close()
+		f(t, b)
+	})
+}
+
+// tiny3 loads the synthetic tiny model with 3 layers.
+func tiny3(t *testing.T) *runtime.Model {
+	spec := synth.Tiny()
+	spec.Layers = 3
+	p := filepath.Join(t.TempDir(), "tiny3.gguf")
+	require.NoError(t, spec.WriteGGUF(p))
+	m, err := runtime.Load(p)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestFlipped compares the Metal backend's bfs.BatchEvaluator with bfs.CPUBatch.
+func TestFlipped(t *testing.T) {
+	forEachMetal(t, tiny3(t), CheckFlipped)
+}
+
+// TestFlippedEvaluator compares bfs.Evaluator on the Metal backend with the CPU's.
+func TestFlippedEvaluator(t *testing.T) {
+	forEachMetal(t, tiny3(t), CheckEvaluator)
+}

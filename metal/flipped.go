@@ -1,0 +1,350 @@
+package metal
+
+import (
+	"fmt"
+	goruntime "runtime"
+	"sort"
+	"sync"
+
+	"github.com/bankai-metal/bankai-metal/bfs"
+	"github.com/bankai-metal/bankai-metal/runtime"
+)
+
+// flipState is the device memory of RunFlipped, kept between calls and grown on demand. Calls
+// on one backend run one at a time.
+type flipState struct {
+	mu       sync.Mutex
+	rows     int    // batch rows the activation buffers hold
+	x, h, o  buffer // (rows, Hidden); x is the residual stream
+	q, att   buffer // (rows, Heads·HeadDim)
+	k, v     buffer // (rows, KVDim): keys and values of the sequences without a KV cache
+	gate, up buffer // (rows, FFN)
+	cos, sin buffer // (rows, HeadDim/2): RoPE tables at each row's position
+	wCap     int    // bytes the block buffer holds
+	w        buffer // (wCap) flipped weight blocks (flipplan.go)
+}
+
+func (fs *flipState) releaseActs() {
+	for _, b := range []*buffer{&fs.x, &fs.h, &fs.o, &fs.q, &fs.att, &fs.k, &fs.v, &fs.gate, &fs.up, &fs.cos, &fs.sin} {
+		if *b != nil {
+			(*b).release()
+			*b = nil
+		}
+	}
+	fs.rows = 0
+}
+
+func (fs *flipState) release() {
+	fs.releaseActs()
+	if fs.w != nil {
+		fs.w.release()
+		fs.w, fs.wCap = nil, 0
+	}
+}
+
+// grow makes room for a batch of rows and wBytes of weight blocks.
+func (fs *flipState) grow(d device, m *runtime.Model, rows, wBytes int) error {
+	if rows > fs.rows {
+		fs.releaseActs()
+		for _, z := range []struct {
+			dst *buffer
+			n   int
+		}{{&fs.x, m.Hidden}, {&fs.h, m.Hidden}, {&fs.o, m.Hidden}, {&fs.q, m.QDim()}, {&fs.att, m.QDim()},
+			{&fs.k, m.KVDim()}, {&fs.v, m.KVDim()}, {&fs.gate, m.FFN}, {&fs.up, m.FFN},
+			{&fs.cos, m.HeadDim / 2}, {&fs.sin, m.HeadDim / 2}} {
+			b, err := d.newBuffer(4 * rows * z.n)
+			if err != nil {
+				fs.releaseActs()
+				return fmt.Errorf("metal: RunFlipped: activations for %d rows: %w", rows, err)
+			}
+			*z.dst = b
+		}
+		fs.rows = rows
+	}
+	if wBytes > fs.wCap {
+		if fs.w != nil {
+			fs.w.release()
+			fs.w, fs.wCap = nil, 0
+		}
+		b, err := d.newBuffer(max(wBytes, 2*fs.wCap, 4096))
+		if err != nil {
+			return fmt.Errorf("metal: RunFlipped: %d bytes of flipped weight blocks: %w", wBytes, err)
+		}
+		fs.w, fs.wCap = b, len(b.bytes())
+	}
+	return nil
+}
+
+// flipChunk bounds the work of one RunFlipped command buffer to that of a session step, maxChunk
+// tokens through every layer: a larger batch runs a few layers per command buffer (the residual
+// stream stays on the device in between), so no command buffer holds the GPU for long. A
+// variable so that tests can lower it.
+var flipChunk = maxChunk
+
+// seqRun is one sequence of a RunFlipped batch.
+type seqRun struct {
+	row0, n int
+	pos0    int      // its first position (the cache's length, or 0)
+	kv      *kvStore // nil: its keys stay in the batch buffers
+}
+
+// RunFlipped implements bfs.BatchEvaluator on the device: layers [from, to) run over the batch
+// in one command buffer (a few for batches over maxChunk rows, see flipChunk), x (Σ seqs.N,
+// Hidden) uploaded once and read back once, and each span's flip applied to its rows after its
+// projection's matvec (flipplan.go: the flipped row is recomputed from a flipped copy of its
+// weights, so the result equals running the model with the flip written, and bfs.CPUBatch in
+// either mode up to float rounding).
+//
+// A sequence with a KV cache continues it from c.Len() and appends its keys and values without
+// committing, as Model.RunLayers does; but the keys and values are kept on the device, keyed by
+// the cache (kvstore.go), and never written into the runtime.KVCache, whose length alone is used.
+// So a cache continued here must only be continued here, on this backend: one holding positions
+// this backend did not compute is an error. Results for a row do not depend on the other rows.
+func (b *backend) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flips []bfs.FlipSpan) error {
+	if b.closed {
+		return errClosed
+	}
+	m := b.m
+	if from < 0 || to > m.NumLayers() || from > to {
+		return fmt.Errorf("metal: RunFlipped: layers [%d, %d) out of range [0, %d]", from, to, m.NumLayers())
+	}
+	runs, rows, err := b.flipSeqs(from, to, seqs)
+	if err != nil {
+		return err
+	}
+	if len(x) < rows*m.Hidden {
+		return fmt.Errorf("metal: RunFlipped: residual stream of %d floats for %d rows", len(x), rows)
+	}
+	for _, f := range flips {
+		if err := checkSpan(m, f, rows); err != nil {
+			return err
+		}
+	}
+	if rows == 0 || from == to {
+		return nil
+	}
+	starts := make([]int, len(runs))
+	for i, r := range runs {
+		starts[i] = r.row0
+	}
+	plan, err := planFlips(m, flips, starts, rows)
+	if err != nil {
+		return err
+	}
+	fs := &b.flip
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for i, s := range seqs {
+		if s.Cache != nil {
+			if runs[i].kv, err = b.kv.reserve(s.Cache, runs[i].pos0+s.N); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fs.grow(b.dev, m, rows, len(plan.w)); err != nil {
+		return err
+	}
+	D, half := m.Hidden, m.HeadDim/2
+	copy(floats(fs.x.bytes()), x[:rows*D])
+	if len(plan.w) > 0 {
+		copy(fs.w.bytes(), plan.w)
+	}
+	cos, sin := floats(fs.cos.bytes()), floats(fs.sin.bytes())
+	for _, r := range runs {
+		c, s := m.Rope.Tables(r.pos0, r.n) // (n, HeadDim/2) each
+		copy(cos[r.row0*half:], c)
+		copy(sin[r.row0*half:], s)
+	}
+	fr := &flipRun{b: b, fs: fs, runs: runs, starts: starts, rows: rows, plan: plan}
+	per := max(1, flipChunk*m.NumLayers()/rows) // layers per command buffer
+	for l0 := from; l0 < to; l0 += per {
+		err := b.dev.run(func(e encoder) {
+			for l := l0; l < min(to, l0+per); l++ {
+				fr.encodeLayer(e, l)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for i, s := range seqs {
+		if s.Cache != nil {
+			b.kv.written(runs[i].kv, from, to, runs[i].pos0+s.N)
+		}
+	}
+	copy(x[:rows*D], floats(fs.x.bytes()))
+	goruntime.KeepAlive(seqs) // their caches key the stores until the keys are written
+	return nil
+}
+
+// flipSeqs lays the sequences out in the batch and checks their caches: distinct, with room
+// for the new tokens, and holding, for every layer run, the positions they continue.
+func (b *backend) flipSeqs(from, to int, seqs []runtime.Seq) (runs []seqRun, rows int, err error) {
+	seen := map[*runtime.KVCache]int{}
+	runs = make([]seqRun, len(seqs))
+	for i, s := range seqs {
+		if s.N <= 0 {
+			return nil, 0, fmt.Errorf("metal: RunFlipped: sequence %d has %d tokens", i, s.N)
+		}
+		runs[i] = seqRun{row0: rows, n: s.N}
+		rows += s.N
+		if c := s.Cache; c != nil {
+			if j, ok := seen[c]; ok {
+				return nil, 0, fmt.Errorf("metal: RunFlipped: sequences %d and %d share a KV cache", j, i)
+			}
+			seen[c] = i
+			if c.Len()+s.N > c.Max {
+				return nil, 0, fmt.Errorf("metal: RunFlipped: sequence %d: %w: %d tokens in cache + %d new > limit %d",
+					i, runtime.ErrContextFull, c.Len(), s.N, c.Max)
+			}
+			runs[i].pos0 = c.Len()
+			if _, held := b.kv.lookup(c, from, to); held < c.Len() {
+				return nil, 0, fmt.Errorf("metal: RunFlipped: sequence %d continues a KV cache of %d positions, "+
+					"but this backend computed only %d of them for layers [%d, %d) (a cache filled elsewhere cannot be continued here)",
+					i, c.Len(), held, from, to)
+			}
+		}
+	}
+	return runs, rows, nil
+}
+
+// flipRun is the state of one RunFlipped encoding.
+type flipRun struct {
+	b      *backend
+	fs     *flipState
+	runs   []seqRun
+	starts []int // runs[i].row0
+	rows   int
+	plan   *flipPlan
+}
+
+// encodeLayer records decoder layer l over the batch (runtime/qwen3.go, in the same order), with
+// the fixups of each projection after its matvec.
+func (r *flipRun) encodeLayer(e encoder, l int) {
+	b, m, fs := r.b, r.b.m, r.fs
+	L := &b.layers[l]
+	D, F, hd, eps, n := m.Hidden, m.FFN, m.HeadDim, m.RMSEps, r.rows
+	x, h, o := ref{fs.x, 0}, ref{fs.h, 0}, ref{fs.o, 0}
+	q, att := ref{fs.q, 0}, ref{fs.att, 0}
+	gate, up := ref{fs.gate, 0}, ref{fs.up, 0}
+	cos, sin := ref{fs.cos, 0}, ref{fs.sin, 0}
+	pieces := r.kvPieces(l)
+
+	// Attention block: keys and values go to the sequences' stores, or the batch buffers.
+	encRMSNorm(e, x, L.attnNorm, h, n, D, eps)
+	e.barrier()
+	encMatVec(e, L.proj[runtime.ProjQ], h, n, q)
+	for _, p := range pieces {
+		encMatVec(e, L.proj[runtime.ProjK], h.at(p.row0*D), p.n, p.k)
+		encMatVec(e, L.proj[runtime.ProjV], h.at(p.row0*D), p.n, p.v)
+	}
+	e.barrier()
+	r.fixups(e, l, h, runtime.ProjQ, runtime.ProjK, runtime.ProjV)
+	encRMSNorm(e, q, L.qNorm, q, n*m.Heads, hd, eps)
+	for _, p := range pieces {
+		encRMSNorm(e, p.k, L.kNorm, p.k, p.n*m.KVHeads, hd, eps)
+	}
+	e.barrier()
+	encRope(e, q, n, m.Heads, hd, cos, sin)
+	for _, p := range pieces {
+		encRope(e, p.k, p.n, m.KVHeads, hd, cos.at(p.row0*hd/2), sin.at(p.row0*hd/2))
+	}
+	e.barrier()
+	for _, s := range r.runs {
+		keys, vals := ref{fs.k, 4 * s.row0 * m.KVDim()}, ref{fs.v, 4 * s.row0 * m.KVDim()}
+		if s.kv != nil {
+			keys, vals = s.kv.keys(l, m.KVDim()), s.kv.vals(l, m.KVDim())
+		}
+		encAttention(e, q.at(s.row0*m.QDim()), keys, vals, att.at(s.row0*m.QDim()), s.n, s.pos0+s.n, m.Heads, m.KVHeads, hd)
+	}
+	e.barrier()
+	encMatVec(e, L.proj[runtime.ProjO], att, n, o)
+	e.barrier()
+	r.fixups(e, l, att, runtime.ProjO)
+	encAdd(e, x, o, n*D)
+	e.barrier()
+
+	// MLP block.
+	encRMSNorm(e, x, L.ffnNorm, h, n, D, eps)
+	e.barrier()
+	encMatVec(e, L.proj[runtime.ProjGate], h, n, gate)
+	encMatVec(e, L.proj[runtime.ProjUp], h, n, up)
+	e.barrier()
+	r.fixups(e, l, h, runtime.ProjGate, runtime.ProjUp)
+	encSiluMul(e, gate, up, gate, n*F)
+	e.barrier()
+	encMatVec(e, L.proj[runtime.ProjDown], gate, n, o)
+	e.barrier()
+	r.fixups(e, l, gate, runtime.ProjDown)
+	encAdd(e, x, o, n*D)
+	e.barrier()
+}
+
+// kvPiece is a run of batch rows whose keys and values are contiguous: a sequence with a store,
+// or consecutive sequences without one.
+type kvPiece struct {
+	row0, n int
+	k, v    ref // where the piece's first row of keys and values goes
+}
+
+// kvPieces returns the pieces of layer l.
+func (r *flipRun) kvPieces(l int) []kvPiece {
+	kvd := r.b.m.KVDim()
+	var out []kvPiece
+	for _, s := range r.runs {
+		if s.kv != nil {
+			out = append(out, kvPiece{s.row0, s.n, s.kv.keys(l, kvd).at(s.pos0 * kvd), s.kv.vals(l, kvd).at(s.pos0 * kvd)})
+			continue
+		}
+		if k := len(out) - 1; k >= 0 && out[k].k.buf == r.fs.k && out[k].row0+out[k].n == s.row0 {
+			out[k].n += s.n
+			continue
+		}
+		out = append(out, kvPiece{s.row0, s.n, ref{r.fs.k, 4 * s.row0 * kvd}, ref{r.fs.v, 4 * s.row0 * kvd}})
+	}
+	return out
+}
+
+// fixups records the fixups of projections of layer l that share the input in, followed by a
+// barrier if there were any.
+func (r *flipRun) fixups(e encoder, l int, in ref, projs ...runtime.Proj) {
+	m, fs := r.b.m, r.fs
+	some := false
+	for _, p := range projs {
+		mat := m.Layers[l].Proj[p]
+		for _, f := range r.plan.fix[projKey{l, p}] {
+			encFixup(e, mat, f, fs.w, in.at(f.start*mat.Cols), r.output(l, p, f.start))
+			some = true
+		}
+	}
+	if some {
+		e.barrier()
+	}
+}
+
+// output returns where output row 0 of batch row i of projection p of layer l lives.
+func (r *flipRun) output(l int, p runtime.Proj, i int) ref {
+	m, fs := r.b.m, r.fs
+	rows := m.Layers[l].Proj[p].Rows
+	switch p {
+	case runtime.ProjQ:
+		return ref{fs.q, 4 * i * rows}
+	case runtime.ProjO, runtime.ProjDown:
+		return ref{fs.o, 4 * i * rows}
+	case runtime.ProjGate:
+		return ref{fs.gate, 4 * i * rows}
+	case runtime.ProjUp:
+		return ref{fs.up, 4 * i * rows}
+	}
+	s := r.runs[sort.SearchInts(r.starts, i+1)-1] // the sequence holding row i
+	if s.kv == nil {
+		if p == runtime.ProjK {
+			return ref{fs.k, 4 * i * rows}
+		}
+		return ref{fs.v, 4 * i * rows}
+	}
+	if p == runtime.ProjK {
+		return s.kv.keys(l, rows).at((s.pos0 + i - s.row0) * rows)
+	}
+	return s.kv.vals(l, rows).at((s.pos0 + i - s.row0) * rows)
+}
