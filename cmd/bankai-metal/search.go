@@ -20,7 +20,7 @@ func searchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "search",
 		Usage: "search for an XOR patch that improves target probes without hurting controls",
-		Description: "Greedy hill climbing over sign flips (UPSTREAM.md §6). --mode greedy is upstream's algorithm:\n" +
+		Description: "Greedy hill climbing over sign flips. --mode greedy is the bankai research toolkit's algorithm:\n" +
 			"scale-weighted random rows of gate/up in layers 1-4 and N-2, screened on the two worst target\n" +
 			"probes, accepted on strict fitness improvement (fitness = mean target gain - lambda * mean\n" +
 			"control loss). --mode fast scores every candidate exactly (a BFS scan) and tries them best\n" +
