@@ -66,7 +66,7 @@ func (c CPUBatch) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flip
 		return fmt.Errorf("bfs: residual stream of %d floats for %d rows", len(x), rows)
 	}
 	for _, f := range flips {
-		if err := checkSpan(m, f, rows); err != nil {
+		if err := CheckSpan(m, f, rows); err != nil {
 			return err
 		}
 	}
@@ -197,8 +197,9 @@ func flippedRow(mat *q1.Matrix, f FlipSpan) *q1.Matrix {
 	return r
 }
 
-// checkSpan validates a span against the model and a batch of rows.
-func checkSpan(m *runtime.Model, f FlipSpan, rows int) error {
+// CheckSpan validates a span against the model and a batch of rows; every BatchEvaluator
+// calls it before touching anything.
+func CheckSpan(m *runtime.Model, f FlipSpan, rows int) error {
 	if f.Layer < 0 || f.Layer >= m.NumLayers() || f.Proj < 0 || f.Proj >= runtime.NumProj {
 		return fmt.Errorf("bfs: flip span L%d.%v out of range", f.Layer, f.Proj)
 	}
@@ -208,7 +209,7 @@ func checkSpan(m *runtime.Model, f FlipSpan, rows int) error {
 		return fmt.Errorf("bfs: flip span L%d.%v row %d out of range [0,%d)", f.Layer, f.Proj, f.Row, mat.Rows)
 	case f.Group >= mat.Groups || f.Col >= mat.Cols || (f.Group >= 0 && f.Col >= 0) || f.Group < -1 || f.Col < -1:
 		return fmt.Errorf("bfs: flip span L%d.%v row %d: bad group %d / col %d", f.Layer, f.Proj, f.Row, f.Group, f.Col)
-	case f.Start < 0 || f.N < 0 || f.Start+f.N > rows:
+	case f.Start < 0 || f.N < 0 || f.Start > rows-f.N: // no overflow for huge N
 		return fmt.Errorf("bfs: flip span rows [%d,%d) outside the batch of %d", f.Start, f.Start+f.N, rows)
 	}
 	return nil
@@ -224,7 +225,7 @@ func spanOf(m *runtime.Model, f patch.Flip) (FlipSpan, error) {
 		return FlipSpan{}, fmt.Errorf("bfs: flip %v: invalid group/col", f)
 	}
 	s := FlipSpan{Layer: f.Layer, Proj: p, Row: f.Row, Group: f.Group, Col: f.Col}
-	if err := checkSpan(m, s, 0); err != nil {
+	if err := CheckSpan(m, s, 0); err != nil {
 		return FlipSpan{}, fmt.Errorf("%w (flip %v)", err, f)
 	}
 	return s, nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
 	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
 )
@@ -110,17 +111,14 @@ func Resume(ctx context.Context, b runtime.Backend, ck *Checkpoint, cb Callbacks
 	return s.runAndFinish(ctx)
 }
 
-// SaveCheckpoint writes ck as indented JSON to path (through a temporary file and a rename).
+// SaveCheckpoint writes ck as indented JSON to path atomically (through a synced temporary
+// file and a rename).
 func SaveCheckpoint(path string, ck *Checkpoint) error {
 	data, err := json.MarshalIndent(ck, "", "  ")
 	if err != nil {
 		return fmt.Errorf("bfs: checkpoint: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("bfs: checkpoint: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteBytes(path, data); err != nil {
 		return fmt.Errorf("bfs: checkpoint: %w", err)
 	}
 	return nil

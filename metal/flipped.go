@@ -116,7 +116,7 @@ func (b *backend) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flip
 		return fmt.Errorf("metal: RunFlipped: residual stream of %d floats for %d rows", len(x), rows)
 	}
 	for _, f := range flips {
-		if err := checkSpan(m, f, rows); err != nil {
+		if err := bfs.CheckSpan(m, f, rows); err != nil {
 			return err
 		}
 	}

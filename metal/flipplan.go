@@ -167,20 +167,3 @@ func encFixup(e encoder, mat *q1.Matrix, f fixup, w buffer, in, out ref) {
 	e.dispatch(shaders.KernelMatVec, shaders.Bytes(&a), shaders.MatVecGrid(f.rows, f.n),
 		bind{1, w, 0}, bind{2, w, 0}, in.bind(3), out.at(f.row0).bind(4))
 }
-
-// checkSpan validates a span against the model and a batch of rows (as bfs does).
-func checkSpan(m *runtime.Model, f bfs.FlipSpan, rows int) error {
-	if f.Layer < 0 || f.Layer >= m.NumLayers() || f.Proj < 0 || f.Proj >= runtime.NumProj {
-		return fmt.Errorf("metal: flip span L%d.%v out of range", f.Layer, f.Proj)
-	}
-	mat := m.Layers[f.Layer].Proj[f.Proj]
-	switch {
-	case f.Row < 0 || f.Row >= mat.Rows:
-		return fmt.Errorf("metal: flip span L%d.%v row %d out of range [0,%d)", f.Layer, f.Proj, f.Row, mat.Rows)
-	case f.Group >= mat.Groups || f.Col >= mat.Cols || (f.Group >= 0 && f.Col >= 0) || f.Group < -1 || f.Col < -1:
-		return fmt.Errorf("metal: flip span L%d.%v row %d: bad group %d / col %d", f.Layer, f.Proj, f.Row, f.Group, f.Col)
-	case f.Start < 0 || f.N < 0 || f.Start > rows-f.N:
-		return fmt.Errorf("metal: flip span rows [%d,%d) outside the batch of %d", f.Start, f.Start+f.N, rows)
-	}
-	return nil
-}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -40,7 +42,7 @@ func rawFlips(t *testing.T, data []byte) []map[string]any {
 }
 
 func TestUpstreamFiles(t *testing.T) {
-	dir := filepath.Join(sharedDir(t), "upstream", "patches")
+	dir := testenv.Shared(t, "upstream", "patches")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, len(upstreamFiles), "every upstream file is listed here")
@@ -105,7 +107,7 @@ func TestUpstreamFiles(t *testing.T) {
 }
 
 func TestUpstreamDetails(t *testing.T) {
-	dir := filepath.Join(sharedDir(t), "upstream", "patches")
+	dir := testenv.Shared(t, "upstream", "patches")
 	attn, err := Load(filepath.Join(dir, "calculus_attn_v1.json"))
 	require.NoError(t, err)
 	byProj := map[string]int{}
@@ -183,47 +185,6 @@ func TestRoundTripV1Extras(t *testing.T) {
 	require.Equal(t, p.Flips, q.Flips)
 	require.Equal(t, "fp1", q.Fingerprint)
 	require.Equal(t, p.BitsFlipped, q.BitsFlipped)
-}
-
-func TestPyFloat(t *testing.T) {
-	// Python 3: repr(x) for each x.
-	for f, want := range map[float64]string{
-		2: "2.0", 0.8098958333333334: "0.8098958333333334", 1e16: "1e+16", 1.5e-05: "1.5e-05",
-		0.0001: "0.0001", -3.25: "-3.25", 123456789012345.0: "123456789012345.0", 1e100: "1e+100",
-	} {
-		got, err := pyFloat(f)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
-	}
-}
-
-func TestPyWriter(t *testing.T) {
-	// The expected text is what Python 3 prints for
-	// json.dumps({"s": "a\x01\x7f\U0001F600\u00e9\t\"\\/\b\f\r", "n": [], "o": {},
-	// "f": [1e-05, 2.0, 1e16, 0.1], "b": [True, False, None]}, indent=2).
-	want := `{
-  "s": "a\u0001\u007f\ud83d\ude00\u00e9\t\"\\/\b\f\r",
-  "n": [],
-  "o": {},
-  "f": [
-    1e-05,
-    2.0,
-    1e+16,
-    0.1
-  ],
-  "b": [
-    true,
-    false,
-    null
-  ]
-}`
-	var w pyWriter
-	require.NoError(t, w.value(object{
-		{"s", "a\x01\x7f\U0001F600\u00e9\t\"\\/\b\f\r"}, {"n", []any{}}, {"o", map[string]any{}},
-		{"f", []any{1e-05, 2.0, 1e16, 0.1}}, {"b", []any{true, false, nil}},
-	}, 0))
-	require.Equal(t, want, w.buf.String())
-	require.Error(t, (&pyWriter{}).value(json.Number("1x"), 0))
 }
 
 func TestSaveAtomic(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
 // FuzzPatch checks that Parse never panics, and that whatever it accepts survives Marshal and
@@ -20,7 +22,7 @@ func FuzzPatch(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	if dir, err := upstreamDir(); err == nil {
+	if dir, ok := testenv.Lookup(f, "upstream", "patches"); ok {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if data, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
@@ -46,26 +48,6 @@ func FuzzPatch(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, string(out), string(again))
 	})
-}
-
-// upstreamDir finds ../shared/upstream/patches without skipping (fuzz seeds are optional).
-func upstreamDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(dir, "..", "shared", "upstream", "patches")
-			_, err := os.Stat(d)
-			return d, err
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
 }
 
 // fuzzFlips decodes 5 bytes per flip into distinct valid flips of the fake model.

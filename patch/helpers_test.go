@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
@@ -158,28 +156,6 @@ func equalData(a, b *fakeModel) bool {
 		}
 	}
 	return true
-}
-
-// sharedDir returns ../shared next to the repository root, or skips the test.
-func sharedDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	require.NoError(tb, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(shared, "upstream", "patches")); err != nil {
-		tb.Skipf("upstream fixtures not available at %s: %v", shared, err)
-	}
-	return shared
 }
 
 // randomFlips draws n distinct valid flips on the fake model from rng.

@@ -2,8 +2,9 @@ package patch
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
+	"github.com/bankai-metal/bankai-metal/internal/pyjson"
 )
 
 // Marshal encodes the patch. With only row and group flips it writes upstream's canonical
@@ -25,59 +26,66 @@ func (p *Patch) Marshal() ([]byte, error) {
 	var rows, groups, bits int
 	list := make([]any, len(flips)) // (n_flips) flip objects
 	for i, f := range flips {
-		o := object{{"layer", f.Layer}, {"proj", f.Proj}, {"row", f.Row}}
+		o := pyjson.Object{{Key: "layer", Value: f.Layer}, {Key: "proj", Value: f.Proj}, {Key: "row", Value: f.Row}}
 		switch f.Kind() {
 		case KindRow:
 			rows++
 		case KindGroup:
 			groups++
-			o = append(o, member{"group", f.Group})
+			o = append(o, pyjson.Member{Key: "group", Value: f.Group})
 		case KindBit:
 			bits++
-			o = append(o, member{"col", f.Col})
+			o = append(o, pyjson.Member{Key: "col", Value: f.Col})
 		}
 		list[i] = o
 	}
-	meta := orderedObject(p.Metadata, p.metaOrder)
-	var doc object
+	meta := pyjson.FromMap(p.Metadata, p.metaOrder)
+	var doc pyjson.Object
 	if bits == 0 {
 		nominal := p.StatsNominal()
-		doc = object{
-			{"version", 1}, {"format", FormatV1},
-			{"name", p.Name}, {"description", p.Description}, {"base_model", p.BaseModel},
-			{"flips", list},
-			{"stats", object{{"n_flips", len(flips)}, {"bits_flipped", nominal.BitsFlipped}, {"size_bytes", nominal.SizeBytes}}},
-			{"metadata", meta},
+		doc = pyjson.Object{
+			{Key: "version", Value: 1}, {Key: "format", Value: FormatV1},
+			{Key: "name", Value: p.Name}, {Key: "description", Value: p.Description}, {Key: "base_model", Value: p.BaseModel},
+			{Key: "flips", Value: list},
+			{Key: "stats", Value: pyjson.Object{
+				{Key: "n_flips", Value: len(flips)}, {Key: "bits_flipped", Value: nominal.BitsFlipped},
+				{Key: "size_bytes", Value: nominal.SizeBytes},
+			}},
+			{Key: "metadata", Value: meta},
 		}
-		var ext object
+		var ext pyjson.Object
 		if p.Fingerprint != "" {
-			ext = append(ext, member{"fingerprint", p.Fingerprint})
+			ext = append(ext, pyjson.Member{Key: "fingerprint", Value: p.Fingerprint})
 		}
 		if p.BitsFlipped > 0 {
-			ext = append(ext, member{"bits_flipped", p.BitsFlipped})
+			ext = append(ext, pyjson.Member{Key: "bits_flipped", Value: p.BitsFlipped})
 		}
 		if ext != nil {
-			doc = append(doc, member{extKey, ext})
+			doc = append(doc, pyjson.Member{Key: extKey, Value: ext})
 		}
 	} else {
-		stats := object{{"n_flips", len(flips)}, {"n_rows", rows}, {"n_groups", groups}, {"n_bits", bits}}
-		if p.BitsFlipped > 0 {
-			stats = append(stats, member{"bits_flipped", p.BitsFlipped})
+		stats := pyjson.Object{
+			{Key: "n_flips", Value: len(flips)}, {Key: "n_rows", Value: rows},
+			{Key: "n_groups", Value: groups}, {Key: "n_bits", Value: bits},
 		}
-		doc = object{
-			{"version", 2}, {"format", FormatV2},
-			{"name", p.Name}, {"description", p.Description}, {"base_model", p.BaseModel},
-			{"fingerprint", p.Fingerprint},
-			{"flips", list},
-			{"stats", stats},
-			{"metadata", meta},
+		if p.BitsFlipped > 0 {
+			stats = append(stats, pyjson.Member{Key: "bits_flipped", Value: p.BitsFlipped})
+		}
+		doc = pyjson.Object{
+			{Key: "version", Value: 2}, {Key: "format", Value: FormatV2},
+			{Key: "name", Value: p.Name}, {Key: "description", Value: p.Description}, {Key: "base_model", Value: p.BaseModel},
+			{Key: "fingerprint", Value: p.Fingerprint},
+			{Key: "flips", Value: list},
+			{Key: "stats", Value: stats},
+			{Key: "metadata", Value: meta},
 		}
 	}
-	var w pyWriter
-	if err := w.value(doc, 0); err != nil {
+	// Python's json.dumps(doc, indent=2), as upstream writes its files.
+	data, err := pyjson.Marshal(doc, pyjson.Options{Indent: 2, EnsureASCII: true})
+	if err != nil {
 		return nil, fmt.Errorf("patch: %s: %w", p.Name, err)
 	}
-	return w.buf.Bytes(), nil
+	return data, nil
 }
 
 // Save writes the patch to path atomically: it writes a temporary file in the same directory,
@@ -87,38 +95,8 @@ func (p *Patch) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.WriteBytes(path, data); err != nil {
 		return fmt.Errorf("patch: save %s: %w", path, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("patch: save %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("patch: save %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("patch: save %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("patch: save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("patch: save %s: %w", path, err)
-	}
-	done = true
-	// Make the rename itself durable; not every platform can sync a directory, so best effort.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bankai-metal/bankai-metal/bfs"
+	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
 )
 
 func init() { register(scanCommand()) }
@@ -84,7 +85,7 @@ func runScan(c *cli.Context) error {
 			err = bfs.WriteScanCSV(&sb, rows)
 		}
 		if err == nil {
-			err = writeFileAtomic(p, []byte(sb.String()))
+			err = atomicfile.WriteBytes(p, []byte(sb.String()))
 		}
 		if err != nil {
 			return err

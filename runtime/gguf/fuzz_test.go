@@ -3,10 +3,11 @@ package gguf
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
 // FuzzGGUF: Parse never panics, allocates O(input) and only fails with a *FormatError; whatever it accepts, Write
@@ -25,8 +26,8 @@ func FuzzGGUF(f *testing.F) {
 		data, _ := tc.build()
 		f.Add(data)
 	}
-	if shared, err := findShared(); err == nil {
-		if data, err := os.ReadFile(filepath.Join(shared, "oracle", "tiny-q1.gguf")); err == nil {
+	if path, ok := testenv.Lookup(f, "oracle", "tiny-q1.gguf"); ok {
+		if data, err := os.ReadFile(path); err == nil {
 			f.Add(data)
 		}
 	}

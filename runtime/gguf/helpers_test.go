@@ -2,56 +2,8 @@ package gguf
 
 import (
 	"encoding/binary"
-	"errors"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"testing"
 )
-
-// findShared returns the repository's ../shared directory: the directory containing go.mod,
-// found by walking up from the working directory, then "../shared".
-func findShared() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); err != nil {
-		return "", err
-	}
-	return shared, nil
-}
-
-// sharedDir returns ../shared, skipping the test if it is absent.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := findShared()
-	if err != nil {
-		t.Skipf("../shared not available: %v", err)
-	}
-	return dir
-}
-
-// oracleFile returns the path of an oracle GGUF, skipping the test if it is absent.
-func oracleFile(t testing.TB, name string) string {
-	t.Helper()
-	p := filepath.Join(sharedDir(t), "oracle", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("oracle file %s not found (%v)", name, err)
-	}
-	return p
-}
 
 // sampleKVs has one record of every value type, arrays of every element type, empty and nested arrays.
 func sampleKVs() []KV {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
 // Facts below come from /work/shared/oracle/README.md and FORMATS.md §4.
@@ -90,7 +92,7 @@ func TestOracleTiny(t *testing.T) {
 		tied bool
 	}{{"tiny-q1.gguf", false}, {"tiny-q1-tied.gguf", true}} {
 		t.Run(tc.file, func(t *testing.T) {
-			f, err := Open(oracleFile(t, tc.file))
+			f, err := Open(testenv.Shared(t, "oracle", tc.file))
 			require.NoError(t, err)
 			defer f.Close()
 			require.Equal(t, uint32(3), f.Version)
@@ -133,10 +135,10 @@ func TestOracleTiny(t *testing.T) {
 }
 
 func TestOracleTiedMatchesUntied(t *testing.T) {
-	untied, err := Open(oracleFile(t, "tiny-q1.gguf"))
+	untied, err := Open(testenv.Shared(t, "oracle", "tiny-q1.gguf"))
 	require.NoError(t, err)
 	defer untied.Close()
-	tied, err := Open(oracleFile(t, "tiny-q1-tied.gguf"))
+	tied, err := Open(testenv.Shared(t, "oracle", "tiny-q1-tied.gguf"))
 	require.NoError(t, err)
 	defer tied.Close()
 	// "exactly the same tensors as tiny-q1.gguf except that output.weight is missing"
@@ -152,7 +154,7 @@ func TestOracleTiedMatchesUntied(t *testing.T) {
 }
 
 func TestOracleQwen3Vocab(t *testing.T) {
-	path := oracleFile(t, "qwen3vocab-q1.gguf")
+	path := testenv.Shared(t, "oracle", "qwen3vocab-q1.gguf")
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	f, err := Parse(data)

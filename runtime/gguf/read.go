@@ -161,13 +161,10 @@ func (p *parser) kvs(f *File, n int) error {
 		f.KV = append(f.KV, KV{Key: key, Type: ValueType(t), Value: v})
 	}
 	p.ctxKind = ""
-	f.keyIdx = sortedIndex(n, func(i int) string { return f.KV[i].Key })
-	for j := 1; j < n; j++ {
-		a, b := f.keyIdx[j-1], f.keyIdx[j]
-		if f.KV[a].Key == f.KV[b].Key {
-			p.ctxKind, p.ctxName = "key", f.KV[b].Key
-			return p.fail(at[b], ErrFormat, "duplicate key (first at byte %#x)", at[a])
-		}
+	var a, b int
+	if f.keyIdx, a, b = sortedIndex(n, func(i int) string { return f.KV[i].Key }); b >= 0 {
+		p.ctxKind, p.ctxName = "key", f.KV[b].Key
+		return p.fail(at[b], ErrFormat, "duplicate key (first at byte %#x)", at[a])
 	}
 	f.Alignment = DefaultAlignment
 	if kv, ok := f.Get(AlignmentKey); ok {
@@ -348,13 +345,10 @@ func (p *parser) tensors(f *File, n int) error {
 		f.Tensors = append(f.Tensors, t)
 	}
 	p.ctxKind = ""
-	f.tensorIx = sortedIndex(n, func(i int) string { return f.Tensors[i].Name })
-	for j := 1; j < n; j++ {
-		a, b := f.tensorIx[j-1], f.tensorIx[j]
-		if f.Tensors[a].Name == f.Tensors[b].Name {
-			p.ctxKind, p.ctxName = "tensor", f.Tensors[b].Name
-			return p.fail(at[b], ErrFormat, "duplicate tensor name (first offset field at byte %#x)", at[a])
-		}
+	var a, b int
+	if f.tensorIx, a, b = sortedIndex(n, func(i int) string { return f.Tensors[i].Name }); b >= 0 {
+		p.ctxKind, p.ctxName = "tensor", f.Tensors[b].Name
+		return p.fail(at[b], ErrFormat, "duplicate tensor name (first offset field at byte %#x)", at[a])
 	}
 	f.DataOffset = alignUp(uint64(p.off), f.Alignment)
 	for i := range f.Tensors {
@@ -424,14 +418,20 @@ func (p *parser) tensorInfo(name string, alignment uint64) (TensorInfo, error) {
 	return t, nil
 }
 
-// sortedIndex returns 0..n-1 sorted by key, ties in index order.
-func sortedIndex(n int, key func(int) string) []int32 {
-	idx := make([]int32, n) // (n,)
+// sortedIndex returns 0..n-1 sorted by key, ties in index order. When keys repeat, dupA < dupB
+// are the indices of the first repeated pair in sorted order; otherwise both are -1.
+func sortedIndex(n int, key func(int) string) (idx []int32, dupA, dupB int) {
+	idx = make([]int32, n) // (n,)
 	for i := range idx {
 		idx[i] = int32(i)
 	}
 	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(key(int(a)), key(int(b))) })
-	return idx
+	for j := 1; j < n; j++ {
+		if a, b := int(idx[j-1]), int(idx[j]); key(a) == key(b) {
+			return idx, a, b
+		}
+	}
+	return idx, -1, -1
 }
 
 // withPath prefixes a parse error's message with the file name, keeping its type.

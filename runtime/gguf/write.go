@@ -7,9 +7,8 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
-	"path/filepath"
-	"runtime"
+
+	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
 )
 
 // WriteTensor is a tensor to write: its shape (ne order), type and raw bytes.
@@ -42,58 +41,26 @@ func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
 }
 
 // WriteFile writes a GGUF file atomically: into a temporary file in the same directory, then
-// fsync, rename over path and fsync the directory. On any error the temporary file is removed
-// and path is left as it was.
+// fsync, rename over path and fsync the directory (best effort). On any error the temporary
+// file is removed and path is left as it was.
 func WriteFile(path string, kvs []KV, tensors []WriteTensor) error {
 	return writeFile(path, kvs, tensors, nil)
 }
 
 // writeFile is WriteFile with an optional wrapper around the file writer (tests inject failures).
-func writeFile(path string, kvs []KV, tensors []WriteTensor, wrap func(io.Writer) io.Writer) (err error) {
+func writeFile(path string, kvs []KV, tensors []WriteTensor, wrap func(io.Writer) io.Writer) error {
 	l, err := plan(kvs, tensors)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	err = atomicfile.Write(path, func(w io.Writer) error {
+		if wrap != nil {
+			w = wrap(w)
+		}
+		return l.write(w)
+	})
 	if err != nil {
 		return fmt.Errorf("gguf: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	var w io.Writer = tmp
-	if wrap != nil {
-		w = wrap(tmp)
-	}
-	if err = l.write(w); err != nil {
-		return fmt.Errorf("gguf: write %s: %w", path, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("gguf: write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("gguf: write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("gguf: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("gguf: write %s: %w", path, err)
-	}
-	// The file is complete and in place; a failed directory sync only weakens durability.
-	if runtime.GOOS != "windows" {
-		d, err := os.Open(dir)
-		if err != nil {
-			return fmt.Errorf("gguf: sync %s: %w", dir, err)
-		}
-		defer d.Close()
-		if err := d.Sync(); err != nil {
-			return fmt.Errorf("gguf: sync %s: %w", dir, err)
-		}
 	}
 	return nil
 }

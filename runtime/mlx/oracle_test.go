@@ -11,31 +11,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/runtime/gguf"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
-
-// sharedDir returns ../shared next to the repository root (the directory holding go.mod),
-// skipping the test when it is missing.
-func sharedDir(t *testing.T) string {
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory, so no ../shared oracle files")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("oracle files not available: %v", err)
-	}
-	return shared
-}
 
 // ggufName maps an MLX tensor prefix (or full norm name) to its GGUF tensor (FORMATS.md §4.1).
 func ggufName(mlxName string) string {
@@ -67,8 +46,7 @@ func ggufName(mlxName string) string {
 // TestOracleQwen3VocabMLX opens the qwen3vocab-mlx fixture and checks it weight for weight
 // against the same model's GGUF (oracle/README.md: "the same weights in MLX 1-bit layout").
 func TestOracleQwen3VocabMLX(t *testing.T) {
-	oracle := filepath.Join(sharedDir(t), "oracle")
-	dir := filepath.Join(oracle, "qwen3vocab-mlx")
+	dir := testenv.Shared(t, "oracle", "qwen3vocab-mlx")
 
 	raw, err := os.ReadFile(filepath.Join(dir, WeightsFile))
 	require.NoError(t, err)
@@ -108,7 +86,7 @@ func TestOracleQwen3VocabMLX(t *testing.T) {
 	require.Equal(t, tok, m.TokenizerJSON)
 	require.NotEmpty(t, m.TokenizerConfigJSON)
 
-	g, err := gguf.Open(filepath.Join(oracle, "qwen3vocab-q1.gguf"))
+	g, err := gguf.Open(testenv.Shared(t, "oracle", "qwen3vocab-q1.gguf"))
 	require.NoError(t, err)
 	defer g.Close()
 	for name, mat := range m.Matrices {

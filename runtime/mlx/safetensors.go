@@ -24,11 +24,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+
+	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
 )
 
 // MaxHeaderBytes bounds the JSON header of a safetensors file.
@@ -306,41 +306,18 @@ func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string
 	})
 }
 
-// writeAtomic writes a file through fill into a temporary sibling, syncs it and renames it to path.
-func writeAtomic(path string, fill func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// writeAtomic replaces path with what fill writes (buffered), through a temporary sibling
+// that is synced and renamed over path.
+func writeAtomic(path string, fill func(io.Writer) error) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if err := fill(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 	if err != nil {
 		return fmt.Errorf("mlx: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("mlx: write %s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = fill(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil { // persist the rename; best effort
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

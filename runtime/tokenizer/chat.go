@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/bankai-metal/bankai-metal/internal/pyjson"
 )
 
 // The Qwen3 hybrid-thinking chat template (FORMATS.md §9.4), rendered by hand. RenderChat
@@ -92,7 +94,7 @@ func RenderChat(msgs []Message, opt ChatOptions) (string, error) {
 		}
 		b.WriteString(toolsIntro)
 		for i, tool := range opt.Tools {
-			js, err := pyJSON(tool)
+			js, err := toJSON(tool)
 			if err != nil {
 				return "", fmt.Errorf("tokenizer: chat: tool %d: %w", i, err)
 			}
@@ -173,7 +175,7 @@ func renderAssistant(b *strings.Builder, m Message, afterQuery, last bool) error
 		if err := json.Unmarshal(c.Arguments, &s); err == nil {
 			b.WriteString(s)
 		} else {
-			js, err := pyJSON(c.Arguments)
+			js, err := toJSON(c.Arguments)
 			if err != nil {
 				return fmt.Errorf("tool call %d (%q) arguments: %w", i, c.Name, err)
 			}
@@ -197,4 +199,17 @@ func IsQwen3Template(tmpl string) bool {
 		}
 	}
 	return true
+}
+
+// toJSON is the template's tojson filter applied to the value json.loads makes of raw: Python's
+// json.dumps(value, ensure_ascii=False), with object keys in input order (a repeated key keeps
+// its first position and its last value), integers as written (-0 becomes 0) and other numbers
+// in Python's float repr (1e2 -> 100.0, 1e16 -> 1e+16; overflow -> Infinity).
+func toJSON(raw []byte) (string, error) {
+	v, err := pyjson.Decode(raw)
+	if err != nil {
+		return "", err
+	}
+	out, err := pyjson.Marshal(v, pyjson.Options{PythonNumbers: true, AllowNaN: true})
+	return string(out), err
 }

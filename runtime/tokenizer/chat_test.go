@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
 // chatCase is one entry of tokenizer/chat-template-cases.json.
@@ -25,7 +27,7 @@ func TestChatTemplateCases(t *testing.T) {
 	var f struct {
 		Cases []chatCase `json:"cases"`
 	}
-	loadJSON(t, "tokenizer/chat-template-cases.json", &f)
+	testenv.ReadJSON(t, testenv.Shared(t, "tokenizer", "chat-template-cases.json"), &f)
 	require.Len(t, f.Cases, 6)
 	for _, c := range f.Cases {
 		got, err := RenderChat(c.Messages, ChatOptions{
@@ -110,19 +112,6 @@ func TestChatTemplateBranches(t *testing.T) {
 	require.Error(t, err)
 	_, err = RenderChat([]Message{{Role: "user"}}, ChatOptions{Tools: []json.RawMessage{json.RawMessage(`{} x`)}})
 	require.Error(t, err)
-}
-
-// TestPyNumber checks Python's float repr rules: fixed notation for decimal exponents in
-// [-4, 16), else scientific with a signed two-digit exponent; integers unchanged.
-func TestPyNumber(t *testing.T) {
-	for in, want := range map[string]string{
-		"0": "0", "-0": "0", "42": "42", "123456789012345678901234567890": "123456789012345678901234567890",
-		"1.0": "1.0", "1e2": "100.0", "1.5": "1.5", "0.0001": "0.0001", "1e-5": "1e-05",
-		"1e16": "1e+16", "1234567890123456.0": "1234567890123456.0", "-0.0": "-0.0", "1e400": "Infinity",
-		"2.5E-7": "2.5e-07",
-	} {
-		require.Equal(t, want, pyNumber(in), in)
-	}
 }
 
 // TestIsQwen3Template rejects a plain ChatML template without the hybrid-thinking parts.

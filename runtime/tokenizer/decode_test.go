@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
 // decodeCase is one entry of tokenizer/decode-cases.json.
@@ -33,7 +35,7 @@ func TestDecodeCases(t *testing.T) {
 	var f struct {
 		Cases []decodeCase `json:"cases"`
 	}
-	loadJSON(t, "tokenizer/decode-cases.json", &f)
+	testenv.ReadJSON(t, testenv.Shared(t, "tokenizer", "decode-cases.json"), &f)
 	require.NotEmpty(t, f.Cases)
 	bothSources(t, func(t *testing.T, tok *Tokenizer) {
 		for _, c := range f.Cases {

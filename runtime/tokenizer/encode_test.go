@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
 // encodeCase is one entry of tokenizer/encode-cases.json.
@@ -25,7 +27,7 @@ func loadEncodeCases(t testing.TB) []encodeCase {
 		NCases int          `json:"n_cases"`
 		Cases  []encodeCase `json:"cases"`
 	}
-	loadJSON(t, "tokenizer/encode-cases.json", &f)
+	testenv.ReadJSON(t, testenv.Shared(t, "tokenizer", "encode-cases.json"), &f)
 	require.Len(t, f.Cases, f.NCases)
 	return f.Cases
 }

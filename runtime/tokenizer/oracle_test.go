@@ -1,18 +1,18 @@
 package tokenizer
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/runtime/gguf"
 )
 
 // openTokenizer loads the tokenizer of an oracle GGUF model.
 func openTokenizer(t *testing.T, name string) *Tokenizer {
 	t.Helper()
-	f, err := gguf.Open(filepath.Join(sharedDir(t), "oracle", name))
+	f, err := gguf.Open(testenv.Shared(t, "oracle", name))
 	require.NoError(t, err)
 	defer f.Close()
 	tok, err := FromGGUF(f)
@@ -64,7 +64,7 @@ func TestOracleSequences(t *testing.T) {
 					Tokens []int32 `json:"tokens"`
 				} `json:"sequences"`
 			}
-			loadJSON(t, m.logprobs, &lp)
+			testenv.ReadJSON(t, testenv.Shared(t, m.logprobs), &lp)
 			require.NotEmpty(t, lp.Sequences)
 			for _, s := range lp.Sequences {
 				require.Equal(t, s.Tokens, tok.Encode(s.Text, true), s.Name)
@@ -79,7 +79,7 @@ func TestOracleSequences(t *testing.T) {
 					GeneratedHex    string  `json:"generated_bytes_hex"`
 				} `json:"runs"`
 			}
-			loadJSON(t, m.greedy, &gr)
+			testenv.ReadJSON(t, testenv.Shared(t, m.greedy), &gr)
 			require.NotEmpty(t, gr.Runs)
 			for _, r := range gr.Runs {
 				require.Equal(t, r.PromptTokens, tok.Encode(r.PromptText, true), r.Name)
