@@ -75,31 +75,34 @@ func buildLUT(x, t, gs []float32) {
 }
 
 // matmulRows computes rows [r0, r1) for nv vectors; out is (nv, Rows) from the first vector.
-// Rows are processed in blocks, and each block sweeps the columns tile by tile.
+// With one vector the rows are streamed whole, sequentially through memory (its tables fit in
+// L2); with several, rows are processed in blocks that sweep the columns tile by tile so the
+// tables of all the vectors for a tile stay in cache. Either way each output accumulates its
+// groups in order 0..Groups-1.
 func matmulRows(m *q1.Matrix, lut, gsum []float32, nv, r0, r1 int, out []float32) {
 	const rowBlock = 64
 	G, C, R := m.Groups, m.Cols, m.Rows
-	var scales [rowBlock * tileGroups]float32
-	for rb := r0; rb < r1; rb += rowBlock {
-		re := min(r1, rb+rowBlock)
-		for g0 := 0; g0 < G; g0 += tileGroups {
-			g1 := min(G, g0+tileGroups)
+	tile, block := tileGroups, rowBlock
+	if nv == 1 {
+		tile, block = G, r1-r0
+	}
+	sc := make([]float32, tile) // scales of one row's tile
+	for rb := r0; rb < r1; rb += block {
+		re := min(r1, rb+block)
+		for g0 := 0; g0 < G; g0 += tile {
+			g1 := min(G, g0+tile)
 			for r := rb; r < re; r++ {
 				for g := g0; g < g1; g++ {
-					scales[(r-rb)*tileGroups+g-g0] = m.Scale(r, g)
+					sc[g-g0] = m.Scale(r, g)
 				}
-			}
-			for v := 0; v < nv; v++ {
-				lv := lut[v*C*32+g0*4096 : v*C*32+g1*4096]
-				gs := gsum[v*G+g0 : v*G+g1]
-				o := out[v*R : (v+1)*R]
-				for r := rb; r < re; r++ {
+				bits := m.Bits[(r*G+g0)*m.BitStride:]
+				for v := 0; v < nv; v++ {
+					lv := lut[v*C*32+g0*4096 : v*C*32+g1*4096]
+					gs := gsum[v*G+g0 : v*G+g1]
 					var acc float32
 					if g0 > 0 {
-						acc = o[r]
+						acc = out[v*R+r]
 					}
-					sc := scales[(r-rb)*tileGroups : (r-rb)*tileGroups+len(gs)]
-					bits := m.Bits[(r*G+g0)*m.BitStride:]
 					for k := range gs {
 						t := (*[4096]float32)(lv[k*4096:])
 						s := (*[16]byte)(bits[k*m.BitStride:])
@@ -109,7 +112,7 @@ func matmulRows(m *q1.Matrix, lut, gsum []float32, nv, r0, r1 int, out []float32
 								((t[3072+int(s[12])] + t[3328+int(s[13])]) + (t[3584+int(s[14])] + t[3840+int(s[15])])))
 						acc += sc[k] * (2*sum - gs[k])
 					}
-					o[r] = acc
+					out[v*R+r] = acc
 				}
 			}
 		}

@@ -2,17 +2,16 @@ package q1
 
 import "math"
 
-// f16Table maps every binary16 bit pattern to its float32 value.
-var f16Table = func() *[1 << 16]float32 {
-	var t [1 << 16]float32
-	for i := range t {
-		t[i] = f16Slow(uint16(i))
+// F16ToF32 converts an IEEE binary16 value to float32 exactly. Normal numbers are rebiased
+// with bit operations (no table: a 256 KiB table would compete with the matmul's lookup tables
+// for cache); zeros, subnormals, infinities and NaNs take the slow path.
+func F16ToF32(h uint16) float32 {
+	e := uint32(h>>10) & 0x1f
+	if e == 0 || e == 0x1f {
+		return f16Slow(h)
 	}
-	return &t
-}()
-
-// F16ToF32 converts an IEEE binary16 value to float32 exactly.
-func F16ToF32(h uint16) float32 { return f16Table[h] }
+	return math.Float32frombits(uint32(h&0x8000)<<16 | (e+112)<<23 | uint32(h&0x3ff)<<13)
+}
 
 func f16Slow(h uint16) float32 {
 	sign := uint32(h>>15) << 31
