@@ -35,11 +35,12 @@ test-shaders:
 bench:
 	$(GO) test -run XXX -bench . -benchtime 5x ./runtime/... ./patch/... ./bfs/...
 
-# Peak RSS of loading an 8B-shaped synthetic model and running one token.
+# Peak RSS of loading an 8B-shaped synthetic model and running one token, then its decode speed.
 bench-rss: build
 	./bankai-metal testmodel --shape 8b -o /tmp/bankai-synth-8b.gguf
 	/usr/bin/time -v ./bankai-metal logits -m /tmp/bankai-synth-8b.gguf --tokens 100 --top 1 2>&1 | grep -E 'argmax|Maximum resident'
 	ls -l /tmp/bankai-synth-8b.gguf
+	BANKAI_8B=/tmp/bankai-synth-8b.gguf $(GO) test -run XXX -bench Decode8BFile -benchtime 5x ./runtime/
 
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzGGUF -fuzztime 30s ./runtime/gguf/
