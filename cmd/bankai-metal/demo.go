@@ -39,16 +39,11 @@ func demoCommand() *cli.Command {
 func runDemo(c *cli.Context) error {
 	w := c.App.Writer
 	start := time.Now()
-	m, err := loadModel(c)
+	m, b, closeRun, err := openRun(c)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	b, err := newBackend(c, m)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer closeRun()
 	fmt.Fprintf(w, "model: %s (%s, %d layers, hidden %d, %d-token vocab, fingerprint %s), backend %s\n\n",
 		m.Source.Name, m.Source.Format, m.NumLayers(), m.Hidden, m.Vocab, m.Fingerprint(), b.Name())
 

@@ -48,3 +48,18 @@ func newBackend(c *cli.Context, m *runtime.Model) (runtime.Backend, error) {
 		return nil, fmt.Errorf("--device %q: want auto, metal or cpu", d)
 	}
 }
+
+// openRun loads --model, applies its --patch files and starts the --device backend. The
+// returned function releases both.
+func openRun(c *cli.Context) (*runtime.Model, runtime.Backend, func(), error) {
+	m, err := loadModel(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := newBackend(c, m)
+	if err != nil {
+		m.Close()
+		return nil, nil, nil, err
+	}
+	return m, b, func() { b.Close(); m.Close() }, nil
+}

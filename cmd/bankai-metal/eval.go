@@ -50,7 +50,8 @@ func runEval(c *cli.Context) error {
 		opts.Sets = append(opts.Sets, sets...)
 	}
 	opts.Greedy, opts.MaxTokens = c.Bool("greedy"), c.Int("max-tokens")
-	m, err := loadModel(c)
+	// --patch here names the patch under evaluation, so the model is loaded without patches.
+	m, err := loadPath(c.String("model"))
 	if err != nil {
 		return err
 	}

@@ -39,21 +39,16 @@ func logitsCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("--ids: %w", err)
 			}
-			m, err := loadModel(c)
+			m, b, closeRun, err := openRun(c)
 			if err != nil {
 				return err
 			}
-			defer m.Close()
+			defer closeRun()
 			for _, id := range ids {
 				if int(id) >= m.Vocab || id < 0 {
 					return fmt.Errorf("--ids: id %d out of range [0,%d)", id, m.Vocab)
 				}
 			}
-			b, err := newBackend(c, m)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			sess, err := b.NewSession(len(toks))
 			if err != nil {
 				return err

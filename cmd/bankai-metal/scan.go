@@ -55,16 +55,11 @@ func runScan(c *cli.Context) error {
 		return fmt.Errorf("--sort %q: want signed or abs", c.String("sort"))
 	}
 	opts.Lambda, opts.Sample, opts.Seed, opts.Budget = c.Float64("lambda"), c.Int64("sample"), c.Uint64("seed"), c.Int("budget")
-	m, err := loadModel(c)
+	m, b, closeRun, err := openRun(c)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	b, err := newBackend(c, m)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer closeRun()
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	opts.Progress = func(pr bfs.Progress) { bar.count(pr.Phase, int64(pr.Iteration), int64(pr.Iters), pr.Elapsed) }
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)

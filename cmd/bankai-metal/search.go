@@ -58,16 +58,11 @@ func runSearch(c *cli.Context) error {
 	} else if opts, err = searchOptions(c); err != nil {
 		return err
 	}
-	m, err := loadModel(c)
+	_, b, closeRun, err := openRun(c)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	b, err := newBackend(c, m)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+	defer closeRun()
 
 	out := c.String("out")
 	stem := strings.TrimSuffix(out, ".json")

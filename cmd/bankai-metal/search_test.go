@@ -114,4 +114,18 @@ func TestEvalCounts(t *testing.T) {
 	require.Equal(t, before, rep.Gap.Before)
 	require.Equal(t, after, rep.Gap.After)
 	require.Equal(t, 6-fixed-broke, rep.Gap.Unchanged)
+
+	// The patched column is the model with the patch written in: score a patched copy alone.
+	patched := filepath.Join(dir, "patched.gguf")
+	tiny, err := resolveModel("builtin:tiny")
+	require.NoError(t, err)
+	_, stderr, err = runCLI(t, "", "patch", "apply", "-m", tiny, "-p", filepath.Join(dir, "p.json"), "-o", patched)
+	require.NoError(t, err, stderr)
+	out, _, err = runCLI(t, "", "eval", "-m", patched, "--probes", "math", "--json")
+	require.NoError(t, err)
+	var alone struct{ Probes []struct{ Base float64 } }
+	require.NoError(t, json.Unmarshal([]byte(out), &alone))
+	for i := range rep.Probes {
+		require.InDelta(t, rep.Probes[i].Patched, alone.Probes[i].Base, 1e-6, "probe %d", i)
+	}
 }
