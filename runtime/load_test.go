@@ -1,7 +1,6 @@
 package runtime_test
 
 import (
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,23 +16,7 @@ import (
 func writeVariant(t *testing.T, editKV func([]gguf.KV) []gguf.KV, editT func([]gguf.WriteTensor) []gguf.WriteTensor) string {
 	t.Helper()
 	s := synth.Tiny()
-	var ts []gguf.WriteTensor
-	for _, x := range s.Tensors() {
-		w := gguf.WriteTensor{Name: x.Name}
-		for _, d := range x.Dims {
-			w.Dims = append(w.Dims, uint64(d))
-		}
-		if x.Q1 != nil {
-			w.Type, w.Data = gguf.TypeQ1_0, x.Q1
-		} else {
-			w.Type = gguf.TypeF32
-			for _, v := range x.F32 {
-				b := math.Float32bits(v)
-				w.Data = append(w.Data, byte(b), byte(b>>8), byte(b>>16), byte(b>>24))
-			}
-		}
-		ts = append(ts, w)
-	}
+	ts := s.GGUFTensors()
 	kv := s.KVs()
 	if editKV != nil {
 		kv = editKV(kv)

@@ -59,6 +59,11 @@ func (s Spec) WriteGGUF(path string) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	return gguf.WriteFile(path, s.KVs(), s.GGUFTensors())
+}
+
+// GGUFTensors returns the tensors in GGUF form: Q1_0 matrices and F32 vectors.
+func (s Spec) GGUFTensors() []gguf.WriteTensor {
 	var ts []gguf.WriteTensor
 	for _, t := range s.Tensors() {
 		w := gguf.WriteTensor{Name: t.Name}
@@ -72,7 +77,7 @@ func (s Spec) WriteGGUF(path string) error {
 		}
 		ts = append(ts, w)
 	}
-	return gguf.WriteFile(path, s.KVs(), ts)
+	return ts
 }
 
 func f32Bytes(v []float32) []byte {
