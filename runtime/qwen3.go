@@ -42,6 +42,14 @@ func (m *Model) RunLayers(from, to int, x []float32, seqs []Seq, hook Hook) {
 		n += s.N
 	}
 	b := newBuffers(m, n)
+	for _, s := range seqs { // RoPE tables once per sequence, shared by every layer
+		pos0 := 0
+		if s.Cache != nil {
+			pos0 = s.Cache.Len()
+		}
+		cos, sin := m.Rope.Tables(pos0, s.N)
+		b.cos, b.sin = append(b.cos, cos), append(b.sin, sin)
+	}
 	for l := from; l < to; l++ {
 		m.layer(l, x, n, seqs, hook, b)
 	}
@@ -76,7 +84,7 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 	cpu.RMSNorm(b.q, b.q, L.QNorm, m.RMSEps) // per head: rows of HeadDim
 	cpu.RMSNorm(b.k, b.k, L.KNorm, m.RMSEps)
 	row := 0
-	for _, s := range seqs {
+	for si, s := range seqs {
 		pos0 := 0
 		if s.Cache != nil {
 			pos0 = s.Cache.Len()
@@ -84,19 +92,18 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 		q := b.q[row*m.QDim() : (row+s.N)*m.QDim()]
 		k := b.k[row*m.KVDim() : (row+s.N)*m.KVDim()]
 		v := b.v[row*m.KVDim() : (row+s.N)*m.KVDim()]
-		cos, sin := m.Rope.Tables(pos0, s.N)
-		cpu.ApplyRope(q, s.N, m.Heads, hd, cos, sin)
-		cpu.ApplyRope(k, s.N, m.KVHeads, hd, cos, sin)
+		cpu.ApplyRope(q, s.N, m.Heads, hd, b.cos[si], b.sin[si])
+		cpu.ApplyRope(k, s.N, m.KVHeads, hd, b.cos[si], b.sin[si])
 		keys, vals := k, v
 		if s.Cache != nil {
 			keys, vals = s.Cache.appendLayer(l, k, v)
 		}
 		ctx := pos0 + s.N
 		att := b.att[row*m.QDim() : (row+s.N)*m.QDim()]
-		cpu.ParallelFor(s.N, func(p int) {
-			// one query at a time: q row p sees keys [0, pos0+p]
-			cpu.Attention(att[p*m.QDim():(p+1)*m.QDim()], q[p*m.QDim():(p+1)*m.QDim()],
-				keys, vals, 1, pos0+p+1, m.Heads, m.KVHeads, hd, make([]float32, ctx))
+		// every (query, head) pair is independent: spread them over the threads
+		cpu.ParallelFor(s.N*m.Heads, func(i int) {
+			scratch := make([]float32, ctx)
+			cpu.AttentionHead(att, q, keys, vals, i/m.Heads, i%m.Heads, s.N, ctx, m.Heads, m.KVHeads, hd, scratch)
 		})
 		row += s.N
 	}

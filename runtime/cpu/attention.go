@@ -13,42 +13,48 @@ import "math"
 // The softmax subtracts the max, exponentiates in float32 and sums in float64. out is
 // (n, heads, dim). scratch needs ctx floats.
 func Attention(out, q, k, v []float32, n, ctx, heads, kvHeads, dim int, scratch []float32) {
+	for p := 0; p < n; p++ {
+		for h := 0; h < heads; h++ {
+			AttentionHead(out, q, k, v, p, h, n, ctx, heads, kvHeads, dim, scratch)
+		}
+	}
+}
+
+// AttentionHead computes query p, head h of Attention (same arguments); every (p, h) is
+// independent, so callers may run them in parallel with their own scratch.
+func AttentionHead(out, q, k, v []float32, p, h, n, ctx, heads, kvHeads, dim int, scratch []float32) {
 	group := heads / kvHeads
 	scale := float32(1 / math.Sqrt(float64(dim)))
 	kvw := kvHeads * dim
-	for p := 0; p < n; p++ {
-		last := ctx - n + p // attends to t in [0, last]
-		for h := 0; h < heads; h++ {
-			qh := q[(p*heads+h)*dim : (p*heads+h+1)*dim]
-			kh := h / group
-			sc := scratch[:last+1]
-			mx := float32(math.Inf(-1))
-			for t := range sc {
-				kt := k[t*kvw+kh*dim : t*kvw+(kh+1)*dim]
-				var s float32
-				for i, x := range qh {
-					s += x * kt[i]
-				}
-				s *= scale
-				sc[t] = s
-				mx = max(mx, s)
-			}
-			var sum float64
-			for t, s := range sc {
-				e := float32(math.Exp(float64(s - mx)))
-				sc[t] = e
-				sum += float64(e)
-			}
-			inv := float32(1 / sum)
-			o := out[(p*heads+h)*dim : (p*heads+h+1)*dim]
-			clear(o)
-			for t, e := range sc {
-				w := e * inv
-				vt := v[t*kvw+kh*dim : t*kvw+(kh+1)*dim]
-				for i, x := range vt {
-					o[i] += w * x
-				}
-			}
+	last := ctx - n + p // attends to t in [0, last]
+	qh := q[(p*heads+h)*dim : (p*heads+h+1)*dim]
+	kh := h / group
+	sc := scratch[:last+1]
+	mx := float32(math.Inf(-1))
+	for t := range sc {
+		kt := k[t*kvw+kh*dim : t*kvw+(kh+1)*dim]
+		var s float32
+		for i, x := range qh {
+			s += x * kt[i]
+		}
+		s *= scale
+		sc[t] = s
+		mx = max(mx, s)
+	}
+	var sum float64
+	for t, s := range sc {
+		e := float32(math.Exp(float64(s - mx)))
+		sc[t] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	o := out[(p*heads+h)*dim : (p*heads+h+1)*dim]
+	clear(o)
+	for t, e := range sc {
+		w := e * inv
+		vt := v[t*kvw+kh*dim : t*kvw+(kh+1)*dim]
+		for i, x := range vt {
+			o[i] += w * x
 		}
 	}
 }
