@@ -127,10 +127,11 @@ func (m *Model) Logits(x []float32, n int, out []float32) {
 
 // buffers are the activations of one pass over n tokens.
 type buffers struct {
-	h, o     []float32 // (n, Hidden)
-	q, att   []float32 // (n, Heads·HeadDim)
-	k, v     []float32 // (n, KVHeads·HeadDim)
-	gate, up []float32 // (n, FFN)
+	h, o     []float32   // (n, Hidden)
+	q, att   []float32   // (n, Heads·HeadDim)
+	k, v     []float32   // (n, KVHeads·HeadDim)
+	gate, up []float32   // (n, FFN)
+	cos, sin [][]float32 // per sequence (N, HeadDim/2)
 }
 
 func newBuffers(m *Model, n int) *buffers {
