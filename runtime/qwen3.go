@@ -27,7 +27,7 @@ type Seq struct {
 	Cache *KVCache
 }
 
-// Embed writes the embedding rows of tokens into x (len(tokens), Hidden).
+// Embedding writes the embedding rows of tokens into x (len(tokens), Hidden).
 func (m *Model) Embedding(tokens []int32, x []float32) {
 	for i, t := range tokens {
 		m.Embed.DequantRow(int(t), x[i*m.Hidden:(i+1)*m.Hidden])
@@ -78,7 +78,7 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 	}
 
 	// Attention block.
-	cpu.RMSNorm(b.h, x, L.AttnNorm, m.RMSEps) // h (n, Hidden)
+	cpu.RMSNorm(b.h, x[:n*D], L.AttnNorm, m.RMSEps) // h (n, Hidden)
 	// q (n, Heads·HeadDim), k and v (n, KVHeads·HeadDim)
 	matmul(b.h, []Proj{ProjQ, ProjK, ProjV}, b.q, b.k, b.v)
 	cpu.RMSNorm(b.q, b.q, L.QNorm, m.RMSEps) // per head: rows of HeadDim
