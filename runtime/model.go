@@ -83,6 +83,8 @@ type Model struct {
 	OutNorm []float32  // (Hidden)
 	Output  *q1.Matrix // (Vocab, Hidden); the same matrix as Embed when tied
 	Source  Source
+	// Numerics selects the arithmetic of the CPU forward pass (NumericsFloat unless set).
+	Numerics Numerics
 
 	closer      io.Closer
 	mlx         *mlx.Model // the MLX source, for SaveCopy

@@ -47,7 +47,7 @@ func (m *Model) RunLayers(from, to int, x []float32, seqs []Seq, hook Hook) {
 		if s.Cache != nil {
 			pos0 = s.Cache.Len()
 		}
-		cos, sin := m.Rope.Tables(pos0, s.N)
+		cos, sin := m.Numerics.kernels().ropeTables(m.Rope, pos0, s.N)
 		b.cos, b.sin = append(b.cos, cos), append(b.sin, sin)
 	}
 	for l := from; l < to; l++ {
@@ -62,6 +62,7 @@ func (c *KVCache) Commit(n int) { c.n += n }
 func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffers) {
 	L := &m.Layers[l]
 	D, hd := m.Hidden, m.HeadDim
+	kern := m.Numerics.kernels()
 	// matmul runs projections that share their input (q, k, v; gate, up) in one pass over the
 	// input's lookup tables, then shows each output to the hook.
 	matmul := func(in []float32, ps []Proj, outs ...[]float32) {
@@ -69,7 +70,7 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 		for i, p := range ps {
 			ms[i] = L.Proj[p]
 		}
-		cpu.MatMulShared(ms, in, n, outs)
+		kern.matMul(ms, in, n, outs)
 		if hook != nil {
 			for i, p := range ps {
 				hook(l, p, in[:n*ms[i].Cols], outs[i][:n*ms[i].Rows], n)
@@ -78,11 +79,11 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 	}
 
 	// Attention block.
-	cpu.RMSNorm(b.h, x[:n*D], L.AttnNorm, m.RMSEps) // h (n, Hidden)
+	kern.rmsNorm(b.h, x[:n*D], L.AttnNorm, m.RMSEps) // h (n, Hidden)
 	// q (n, Heads·HeadDim), k and v (n, KVHeads·HeadDim)
 	matmul(b.h, []Proj{ProjQ, ProjK, ProjV}, b.q, b.k, b.v)
-	cpu.RMSNorm(b.q, b.q, L.QNorm, m.RMSEps) // per head: rows of HeadDim
-	cpu.RMSNorm(b.k, b.k, L.KNorm, m.RMSEps)
+	kern.rmsNorm(b.q, b.q, L.QNorm, m.RMSEps) // per head: rows of HeadDim
+	kern.rmsNorm(b.k, b.k, L.KNorm, m.RMSEps)
 	row := 0
 	for si, s := range seqs {
 		pos0 := 0
@@ -92,8 +93,8 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 		q := b.q[row*m.QDim() : (row+s.N)*m.QDim()]
 		k := b.k[row*m.KVDim() : (row+s.N)*m.KVDim()]
 		v := b.v[row*m.KVDim() : (row+s.N)*m.KVDim()]
-		cpu.ApplyRope(q, s.N, m.Heads, hd, b.cos[si], b.sin[si])
-		cpu.ApplyRope(k, s.N, m.KVHeads, hd, b.cos[si], b.sin[si])
+		kern.applyRope(q, s.N, m.Heads, hd, b.cos[si], b.sin[si])
+		kern.applyRope(k, s.N, m.KVHeads, hd, b.cos[si], b.sin[si])
 		keys, vals := k, v
 		if s.Cache != nil {
 			keys, vals = s.Cache.appendLayer(l, k, v)
@@ -103,7 +104,7 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 		// every (query, head) pair is independent: spread them over the threads
 		cpu.ParallelFor(s.N*m.Heads, func(i int) {
 			scratch := make([]float32, ctx)
-			cpu.AttentionHead(att, q, keys, vals, i/m.Heads, i%m.Heads, s.N, ctx, m.Heads, m.KVHeads, hd, scratch)
+			kern.attentionHead(att, q, keys, vals, i/m.Heads, i%m.Heads, s.N, ctx, m.Heads, m.KVHeads, hd, scratch)
 		})
 		row += s.N
 	}
@@ -111,18 +112,19 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 	cpu.Add(x[:n*D], b.o[:n*D])
 
 	// MLP block.
-	cpu.RMSNorm(b.h, x[:n*D], L.FFNNorm, m.RMSEps)
+	kern.rmsNorm(b.h, x[:n*D], L.FFNNorm, m.RMSEps)
 	matmul(b.h, []Proj{ProjGate, ProjUp}, b.gate, b.up) // gate, up (n, FFN)
-	cpu.SiluMul(b.gate[:n*m.FFN], b.gate, b.up)
+	kern.siluMul(b.gate[:n*m.FFN], b.gate, b.up)
 	matmul(b.gate, []Proj{ProjDown}, b.o) // down (n, Hidden)
 	cpu.Add(x[:n*D], b.o[:n*D])
 }
 
 // Logits computes the LM head for rows of x (n, Hidden): out is (n, Vocab).
 func (m *Model) Logits(x []float32, n int, out []float32) {
+	kern := m.Numerics.kernels()
 	h := make([]float32, n*m.Hidden) // (n, Hidden)
-	cpu.RMSNorm(h, x[:n*m.Hidden], m.OutNorm, m.RMSEps)
-	cpu.MatMul(m.Output, h, n, out)
+	kern.rmsNorm(h, x[:n*m.Hidden], m.OutNorm, m.RMSEps)
+	kern.matMul([]*q1.Matrix{m.Output}, h, n, [][]float32{out})
 }
 
 // buffers are the activations of one pass over n tokens.

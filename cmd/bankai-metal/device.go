@@ -17,6 +17,10 @@ var deviceFlags = []cli.Flag{
 	&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all cores); results never depend on it"},
 }
 
+// numericsFlag selects the CPU arithmetic, for the commands that print or sample logits.
+var numericsFlag = &cli.StringFlag{Name: "numerics", Value: "float",
+	Usage: "CPU arithmetic: float (float32 activations) or llama (llama.cpp's x86 Q8_0 arithmetic, bit for bit; about 2-3x slower)"}
+
 // runFlags are the flags of every command that runs a model: device, threads and patches.
 func runFlags() []cli.Flag { return append(append([]cli.Flag{}, deviceFlags...), patchFlags...) }
 
@@ -24,6 +28,19 @@ func runFlags() []cli.Flag { return append(append([]cli.Flag{}, deviceFlags...),
 func newBackend(c *cli.Context, m *runtime.Model) (runtime.Backend, error) {
 	if n := c.Int("threads"); n > 0 {
 		cpu.Threads = n
+	}
+	if v := c.String("numerics"); v != "" {
+		n, err := runtime.ParseNumerics(v)
+		if err != nil {
+			return nil, fmt.Errorf("--numerics: %w", err)
+		}
+		m.Numerics = n
+		if n != runtime.NumericsFloat {
+			if c.String("device") == "metal" {
+				return nil, fmt.Errorf("--numerics %s runs on the CPU only; drop --device metal", n)
+			}
+			return runtime.NewCPU(m), nil
+		}
 	}
 	switch d := c.String("device"); d {
 	case "cpu", "":

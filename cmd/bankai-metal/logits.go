@@ -26,6 +26,7 @@ func logitsCommand() *cli.Command {
 			&cli.StringFlag{Name: "tokens", Usage: "comma-separated token ids", Required: true},
 			&cli.StringFlag{Name: "ids", Usage: "comma-separated ids whose log-probs to print at every position"},
 			&cli.IntFlag{Name: "top", Value: 5, Usage: "how many best ids to print"},
+			numericsFlag,
 		}, runFlags()...),
 		Action: func(c *cli.Context) error {
 			toks, err := parseIDs(c.String("tokens"))

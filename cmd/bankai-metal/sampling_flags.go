@@ -31,6 +31,7 @@ func generationFlags() []cli.Flag {
 		&cli.IntFlag{Name: "ctx", Usage: fmt.Sprintf("context limit in tokens (default: the model's, at most %d)", defaultCtx)},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
 		&cli.BoolFlag{Name: "think", Usage: "let the model reason in a <think> block first (off: the template's empty think block)"},
+		numericsFlag,
 	}, runFlags()...)
 }
 

@@ -1,3 +1,5 @@
-// Package cpu holds the pure-Go kernels of bankai-metal: each function is the reference
-// specification of a Metal kernel of the same name in shaders/, and the CPU backend's engine.
+// Package cpu holds the pure-Go kernels of bankai-metal. The float kernels (MatMul, RMSNorm,
+// Rope, Attention, SiluMul, FlipDelta, ...) are the CPU backend's engine and the reference
+// specification of the Metal kernels of the same names in shaders/; the *Q8 and *Llama kernels
+// reproduce llama.cpp's x86 CPU arithmetic bit for bit (runtime.NumericsLlama).
 package cpu
