@@ -10,18 +10,22 @@ import (
 // vecBlock is how many input vectors share one pass over the weights.
 const vecBlock = 4
 
-// tileGroups is how many 128-column groups share one pass over a block of rows, so that the
-// tables of vecBlock vectors for a tile (vecBlock x tileGroups x 16 KiB) stay in L2.
-const tileGroups = 8
+// nibbleRows is the most rows (over all the matrices of one call) for which MatMulShared uses
+// nibble tables: below it, building the 256-entry tables costs more than they save.
+const nibbleRows = 128
+
+// lutChunk is how many 8-input table slices one worker builds at a time.
+const lutChunk = 32
 
 // MatMul computes out = x · Wᵀ for a 1-bit matrix W (Rows x Cols):
 //
-//	out[v][r] = Σ_g d[r,g] · (2 · Σ_{j∈g, bit(r,j)=1} x[v][j] − Σ_{j∈g} x[v][j])
+//	out[v][r] = Σ_g d[r,g] · Σ_{j∈g} ±x[v][j]     (+ where bit (r,j) is 1)
 //
 // which is Σ_j w[r,j]·x[v][j] with w = ±d (FORMATS.md §3.4). x is (n, Cols), out is (n, Rows).
-// The masked sums come from 256-entry tables of partial sums of 8 inputs, one lookup per sign
-// byte. Each output is accumulated over its groups in order 0..Groups-1 from its own input
-// vector only, so results are bit-identical whatever n, the batching or the thread count.
+// The signed sums come from tables of the signed sums of 8 inputs, one lookup per sign byte
+// (matmul_lut.go). Each output adds its groups in order 0..Groups-1, each group's 16 lookups in
+// a fixed tree, from its own input vector only, so results are bit-identical whatever n, the
+// batching, the rows of the matrix or the thread count (matmul_rows.go).
 func MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
 	MatMulShared([]*q1.Matrix{m}, x, n, [][]float32{out})
 }
@@ -31,103 +35,135 @@ func MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
 // matrix must have the same Cols; outs[i] is (n, ms[i].Rows). Results are bit-identical to
 // MatMul on each matrix.
 func MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
-	cols, groups := ms[0].Cols, ms[0].Groups
+	if len(outs) != len(ms) {
+		panic("cpu: MatMulShared: one output per matrix")
+	}
+	if len(ms) == 0 || n <= 0 {
+		return
+	}
+	cols, rows := ms[0].Cols, 0
 	for i, m := range ms {
 		if m.Cols != cols || len(x) < n*cols || len(outs[i]) < n*m.Rows {
 			panic("cpu: MatMulShared: shape mismatch or buffer too small")
 		}
+		rows += m.Rows
 	}
-	lut := getLUT(vecBlock * cols * 32)
-	defer putLUT(lut)
-	gsum := make([]float32, vecBlock*groups) // (vecBlock, Groups)
-	for v0 := 0; v0 < n; v0 += vecBlock {
-		nv := min(vecBlock, n-v0)
-		for v := 0; v < nv; v++ {
-			buildLUT(x[(v0+v)*cols:(v0+v+1)*cols], (*lut)[v*cols*32:(v+1)*cols*32], gsum[v*groups:(v+1)*groups])
-		}
-		for i, m := range ms {
-			out := outs[i][v0*m.Rows:]
-			parallelRows(m.Rows, m.Cols, func(r0, r1 int) {
-				matmulRows(m, *lut, gsum, nv, r0, r1, out)
+	if rows <= nibbleRows {
+		matMulNibble(ms, x, n, outs)
+		return
+	}
+	// Whole blocks of four vectors share a pass; the one to three left go one by one (a block
+	// padded with unused vectors would cost more than it saves).
+	v0 := 0
+	if n >= vecBlock {
+		lut := getBuf(cols * 32 * vecBlock) // (Cols/8, 256, 4)
+		for ; v0+vecBlock <= n; v0 += vecBlock {
+			xb := x[v0*cols : (v0+vecBlock)*cols]
+			buildTables(cols, func(k0, k1 int) { buildLUT8x4(xb, *lut, k0, k1) })
+			eachRows(ms, vecBlock, rows4Scratch(ms[0].Groups), func(i, r0, r1 int, sc []float32) {
+				rows4(ms[i], *lut, r0, r1, outs[i][v0*ms[i].Rows:], sc)
 			})
 		}
+		putBuf(lut)
+	}
+	if v0 < n {
+		lut := getBuf(cols * 32) // (Cols/8, 256)
+		for ; v0 < n; v0++ {
+			xv := x[v0*cols : (v0+1)*cols]
+			buildTables(cols, func(k0, k1 int) { buildLUT8(xv, *lut, k0, k1) })
+			eachRows(ms, 1, rows1Scratch(ms[0].Groups), func(i, r0, r1 int, sc []float32) {
+				rows1(ms[i], *lut, r0, r1, outs[i][v0*ms[i].Rows:], sc)
+			})
+		}
+		putBuf(lut)
 	}
 }
 
-// buildLUT fills t (Cols/8, 256): t[k][b] = Σ_{i: bit i of b} x[8k+i], and gs (Groups) with
-// the plain sum of each 128-input group.
-func buildLUT(x, t, gs []float32) {
-	for k := 0; k < len(x)/8; k++ {
-		xs := x[8*k : 8*k+8 : 8*k+8]
-		tk := t[256*k : 256*k+256 : 256*k+256]
-		tk[0] = 0
-		for b := 1; b < 256; b++ {
-			tk[b] = tk[b&(b-1)] + xs[bits.TrailingZeros8(uint8(b))]
-		}
+// matMulNibble is MatMulShared for matrices with few rows, with nibble tables: vector by vector
+// with the rows spread over the workers, or, for matrices too small to split, with the vectors
+// spread over them.
+func matMulNibble(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+	cols, rows, G := ms[0].Cols, 0, ms[0].Groups
+	for _, m := range ms {
+		rows += m.Rows
 	}
-	for g := range gs {
-		var s float32
-		for _, v := range x[g*q1.GroupSize : (g+1)*q1.GroupSize] {
-			s += v
+	if rows*cols >= minParallelWork || n == 1 {
+		t := getBuf(cols * 4) // (Cols/8, 2, 16)
+		for v := range n {
+			buildNibbles(x[v*cols:(v+1)*cols], *t)
+			eachRows(ms, 1, G, func(i, r0, r1 int, sc []float32) {
+				rowsNibble(ms[i], *t, r0, r1, outs[i][v*ms[i].Rows:], sc)
+			})
 		}
-		gs[g] = s
+		putBuf(t)
+		return
 	}
+	nt := threads()
+	if rows*cols*n < minParallelWork {
+		nt = 1
+	}
+	parallelFor(nt, n, func(v int) {
+		buf := getBuf(cols*4 + G)
+		t, sc := (*buf)[:cols*4], (*buf)[cols*4:] // (Cols/8, 2, 16), (Groups)
+		buildNibbles(x[v*cols:(v+1)*cols], t)
+		for i, m := range ms {
+			rowsNibble(m, t, 0, m.Rows, outs[i][v*m.Rows:], sc)
+		}
+		putBuf(buf)
+	})
 }
 
-// matmulRows computes rows [r0, r1) for nv vectors; out is (nv, Rows) from the first vector.
-// With one vector the rows are streamed whole, sequentially through memory (its tables fit in
-// L2); with several, rows are processed in blocks that sweep the columns tile by tile so the
-// tables of all the vectors for a tile stay in cache. Either way each output accumulates its
-// groups in order 0..Groups-1.
-func matmulRows(m *q1.Matrix, lut, gsum []float32, nv, r0, r1 int, out []float32) {
-	const rowBlock = 64
-	G, C, R := m.Groups, m.Cols, m.Rows
-	tile, block := tileGroups, rowBlock
-	if nv == 1 {
-		tile, block = G, r1-r0
+// buildTables runs build over the Cols/8 table slices, split over the workers when there are
+// enough of them.
+func buildTables(cols int, build func(k0, k1 int)) {
+	nk := cols / 8
+	nt := threads()
+	if nk < 4*lutChunk {
+		nt = 1
 	}
-	sc := make([]float32, tile) // scales of one row's tile
-	for rb := r0; rb < r1; rb += block {
-		re := min(r1, rb+block)
-		for g0 := 0; g0 < G; g0 += tile {
-			g1 := min(G, g0+tile)
-			for r := rb; r < re; r++ {
-				for g := g0; g < g1; g++ {
-					sc[g-g0] = m.Scale(r, g)
-				}
-				bits := m.Bits[(r*G+g0)*m.BitStride:]
-				for v := 0; v < nv; v++ {
-					lv := lut[v*C*32+g0*4096 : v*C*32+g1*4096]
-					gs := gsum[v*G+g0 : v*G+g1]
-					var acc float32
-					if g0 > 0 {
-						acc = out[v*R+r]
-					}
-					for k := range gs {
-						t := (*[4096]float32)(lv[k*4096:])
-						s := (*[16]byte)(bits[k*m.BitStride:])
-						sum := ((t[s[0]] + t[256+int(s[1])]) + (t[512+int(s[2])] + t[768+int(s[3])])) +
-							((t[1024+int(s[4])] + t[1280+int(s[5])]) + (t[1536+int(s[6])] + t[1792+int(s[7])])) +
-							(((t[2048+int(s[8])] + t[2304+int(s[9])]) + (t[2560+int(s[10])] + t[2816+int(s[11])])) +
-								((t[3072+int(s[12])] + t[3328+int(s[13])]) + (t[3584+int(s[14])] + t[3840+int(s[15])])))
-						acc += sc[k] * (2*sum - gs[k])
-					}
-					out[v*R+r] = acc
-				}
-			}
-		}
-	}
+	parallelFor(nt, (nk+lutChunk-1)/lutChunk, func(c int) {
+		build(c*lutChunk, min(nk, (c+1)*lutChunk))
+	})
 }
 
-var lutPool sync.Pool
+// eachRows runs f(i, r0, r1, sc) over the rows of every matrix of ms for nv vectors, split into
+// chunks spread over the workers when the work is large enough; sc is scratch of scratch floats.
+func eachRows(ms []*q1.Matrix, nv, scratch int, f func(i, r0, r1 int, sc []float32)) {
+	type chunk struct{ i, r0, r1 int }
+	nt, work := threads(), 0
+	for _, m := range ms {
+		work += m.Rows * m.Cols * nv
+	}
+	var chunks []chunk
+	for i, m := range ms {
+		step := m.Rows
+		if nt > 1 && work >= minParallelWork {
+			step = rowChunk(m.Rows, nt)
+		}
+		for r0 := 0; r0 < m.Rows; r0 += step {
+			chunks = append(chunks, chunk{i, r0, min(m.Rows, r0+step)})
+		}
+	}
+	parallelFor(nt, len(chunks), func(c int) {
+		buf := getBuf(scratch)
+		f(chunks[c].i, chunks[c].r0, chunks[c].r1, *buf)
+		putBuf(buf)
+	})
+}
 
-func getLUT(n int) *[]float32 {
-	if p, ok := lutPool.Get().(*[]float32); ok && cap(*p) >= n {
+// bufPools recycle the tables and the scratch of the kernels, by size class: pool c holds
+// buffers of capacity 2^c.
+var bufPools [64]sync.Pool
+
+// getBuf returns a buffer of n floats with arbitrary contents.
+func getBuf(n int) *[]float32 {
+	c := bits.Len(uint(n))
+	if p, ok := bufPools[c].Get().(*[]float32); ok {
 		*p = (*p)[:n]
 		return p
 	}
-	s := make([]float32, n)
+	s := make([]float32, n, 1<<c)
 	return &s
 }
 
-func putLUT(p *[]float32) { lutPool.Put(p) }
+func putBuf(p *[]float32) { bufPools[bits.Len(uint(cap(*p)))-1].Put(p) }

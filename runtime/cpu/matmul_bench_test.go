@@ -46,3 +46,9 @@ func BenchmarkMatVec4096x12288(b *testing.B) { benchMatMul(b, 4096, 12288, 1) }
 
 // BenchmarkMatMul12288x4096x64 is the gate/up product for a 64-token prefill.
 func BenchmarkMatMul12288x4096x64(b *testing.B) { benchMatMul(b, 12288, 4096, 64) }
+
+// BenchmarkMatMul4096x12288x16 is the down product for a 16-token prefill.
+func BenchmarkMatMul4096x12288x16(b *testing.B) { benchMatMul(b, 4096, 12288, 16) }
+
+// BenchmarkMatMulRow1x4096x64 is one row over 64 vectors, as bfs recomputes a flipped row.
+func BenchmarkMatMulRow1x4096x64(b *testing.B) { benchMatMul(b, 1, 4096, 64) }
