@@ -19,6 +19,12 @@ import (
 func ForEachBackend(t *testing.T, m *runtime.Model, f func(t *testing.T, b runtime.Backend)) {
 	t.Helper()
 	t.Run("cpu", func(t *testing.T) { f(t, runtime.NewCPU(m)) })
+	metalSubtest(t, m, f)
+}
+
+// metalSubtest runs f on the GPU backend for m as subtest "metal", skipped with the reason when
+// Metal is unavailable.
+func metalSubtest(t *testing.T, m *runtime.Model, f func(t *testing.T, b runtime.Backend)) {
 	t.Run("metal", func(t *testing.T) {
 		if err := metal.Available(); err != nil {
 			t.Skipf("metal backend not run: %v", err)

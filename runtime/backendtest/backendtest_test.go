@@ -113,15 +113,7 @@ func TestEmulated(t *testing.T) {
 // reason when Metal is unavailable) and as "metal-emu" on the CPU harness (skipped without clang,
 // off Linux, unless BANKAI_REQUIRE_CLANG=1).
 func forEachMetal(t *testing.T, m *runtime.Model, f func(t *testing.T, b runtime.Backend)) {
-	t.Run("metal", func(t *testing.T) {
-		if err := metal.Available(); err != nil {
-			t.Skipf("metal backend not run: %v", err)
-		}
-		b, err := metal.New(m)
-		require.NoError(t, err)
-		defer b.Close()
-		f(t, b)
-	})
+	metalSubtest(t, m, f)
 	t.Run("metal-emu", func(t *testing.T) {
 		_, h := shimtest.ForTest(t)
 		b, err := metal.NewEmulated(m, h)
