@@ -53,3 +53,23 @@ func (r ref) bind(index int) bind { return bind{index, r.buf, r.off} }
 
 // bytes is the host view of the buffer from the reference on.
 func (r ref) bytes() []byte { return r.buf.bytes()[r.off:] }
+
+// bufSpec is a float32 buffer to allocate and the field that receives it.
+type bufSpec struct {
+	dst    *buffer
+	floats int
+}
+
+// allocAll allocates every spec; if one fails it calls undo (which releases what was stored)
+// and returns the error.
+func allocAll(d device, specs []bufSpec, undo func()) error {
+	for _, z := range specs {
+		b, err := d.newBuffer(4 * z.floats)
+		if err != nil {
+			undo()
+			return err
+		}
+		*z.dst = b
+	}
+	return nil
+}

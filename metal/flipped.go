@@ -46,18 +46,11 @@ func (fs *flipState) release() {
 func (fs *flipState) grow(d device, m *runtime.Model, rows, wBytes int) error {
 	if rows > fs.rows {
 		fs.releaseActs()
-		for _, z := range []struct {
-			dst *buffer
-			n   int
-		}{{&fs.x, m.Hidden}, {&fs.h, m.Hidden}, {&fs.o, m.Hidden}, {&fs.q, m.QDim()}, {&fs.att, m.QDim()},
-			{&fs.k, m.KVDim()}, {&fs.v, m.KVDim()}, {&fs.gate, m.FFN}, {&fs.up, m.FFN},
-			{&fs.cos, m.HeadDim / 2}, {&fs.sin, m.HeadDim / 2}} {
-			b, err := d.newBuffer(4 * rows * z.n)
-			if err != nil {
-				fs.releaseActs()
-				return fmt.Errorf("metal: RunFlipped: activations for %d rows: %w", rows, err)
-			}
-			*z.dst = b
+		if err := allocAll(d, []bufSpec{{&fs.x, rows * m.Hidden}, {&fs.h, rows * m.Hidden}, {&fs.o, rows * m.Hidden},
+			{&fs.q, rows * m.QDim()}, {&fs.att, rows * m.QDim()}, {&fs.k, rows * m.KVDim()}, {&fs.v, rows * m.KVDim()},
+			{&fs.gate, rows * m.FFN}, {&fs.up, rows * m.FFN},
+			{&fs.cos, rows * m.HeadDim / 2}, {&fs.sin, rows * m.HeadDim / 2}}, fs.releaseActs); err != nil {
+			return fmt.Errorf("metal: RunFlipped: activations for %d rows: %w", rows, err)
 		}
 		fs.rows = rows
 	}

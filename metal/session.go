@@ -254,19 +254,10 @@ func (s *session) grow(ctx, n, count int) error {
 	if n > sm.actCap {
 		sm.releaseActs()
 		c := min(maxChunk, max(n, 2*sm.actCap, 1))
-		sizes := []struct {
-			dst *buffer
-			n   int
-		}{{&sm.tok, c}, {&sm.cos, c * m.HeadDim / 2}, {&sm.sin, c * m.HeadDim / 2},
+		if err := allocAll(d, []bufSpec{{&sm.tok, c}, {&sm.cos, c * m.HeadDim / 2}, {&sm.sin, c * m.HeadDim / 2},
 			{&sm.x, c * m.Hidden}, {&sm.h, c * m.Hidden}, {&sm.o, c * m.Hidden},
-			{&sm.q, c * m.QDim()}, {&sm.att, c * m.QDim()}, {&sm.gate, c * m.FFN}, {&sm.up, c * m.FFN}}
-		for _, z := range sizes {
-			b, err := d.newBuffer(4 * z.n)
-			if err != nil {
-				sm.releaseActs()
-				return fmt.Errorf("metal: activations for %d tokens: %w", c, err)
-			}
-			*z.dst = b
+			{&sm.q, c * m.QDim()}, {&sm.att, c * m.QDim()}, {&sm.gate, c * m.FFN}, {&sm.up, c * m.FFN}}, sm.releaseActs); err != nil {
+			return fmt.Errorf("metal: activations for %d tokens: %w", c, err)
 		}
 		sm.actCap = c
 	}
