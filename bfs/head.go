@@ -3,6 +3,7 @@ package bfs
 import (
 	"slices"
 
+	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
@@ -71,7 +72,7 @@ func (e *Evaluator) headScores(x [3][]float32, k int, probes []int, off [3][]int
 		cpu.MatMul(head, h, n, logits)
 		if e.metric == MetricSeqLogprob {
 			for i := 0; i < n; i++ {
-				lse[i] = logSumExp(logits[i*width : (i+1)*width])
+				lse[i] = runtime.LogSumExp(logits[i*width : (i+1)*width])
 			}
 		}
 		for ; ri < len(reads) && which[ri] < r0+n; ri++ {

@@ -2,7 +2,6 @@ package bfs
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"unicode"
@@ -134,19 +133,6 @@ func prepareProbe(tok Tokenizer, p Probe, m Metric) (prepared, error) {
 		return prepared{}, fmt.Errorf("unknown metric %v", m)
 	}
 	return pp, nil
-}
-
-// logSumExp returns log Σ_v exp(l[v]) in float64, shifted by the maximum.
-func logSumExp(l []float32) float64 {
-	mx := float64(l[0])
-	for _, v := range l[1:] {
-		mx = max(mx, float64(v))
-	}
-	var s float64
-	for _, v := range l {
-		s += math.Exp(float64(v) - mx)
-	}
-	return mx + math.Log(s)
 }
 
 // MaxGreedyTokens is upstream's cap on greedy answers.

@@ -172,15 +172,7 @@ type llamaOracle struct {
 // maxLogprobDiff returns the largest |logprob − llama.cpp| over the ids the oracle lists at one
 // position (every id, or the top 32 and the fixed ids), and |logsumexp − llama.cpp|.
 func maxLogprobDiff(logits []float32, all []float64, top [][]float64, fixed []int, fixedLP []float64, lse float64) (float64, float64) {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v))
-	}
-	var s float64
-	for _, v := range logits {
-		s += math.Exp(float64(v) - mx)
-	}
-	z := mx + math.Log(s)
+	z := LogSumExp(logits)
 	worst := 0.0
 	for id, want := range all {
 		worst = math.Max(worst, math.Abs(float64(logits[id])-z-want))

@@ -47,24 +47,6 @@ var (
 	vocabTol = tolerance{perID: 0.6, rms: math.Inf(1), lse: 0.15, margin: 0.25}
 )
 
-// logSoftmax returns log-softmax(logits) and logsumexp in float64.
-func logSoftmax(logits []float32) ([]float64, float64) {
-	mx := math.Inf(-1)
-	for _, v := range logits {
-		mx = math.Max(mx, float64(v))
-	}
-	var s float64
-	for _, v := range logits {
-		s += math.Exp(float64(v) - mx)
-	}
-	lse := mx + math.Log(s)
-	out := make([]float64, len(logits))
-	for i, v := range logits {
-		out[i] = float64(v) - lse
-	}
-	return out, lse
-}
-
 func argmax(v []float32) int {
 	best := 0
 	for i, x := range v {
@@ -79,7 +61,7 @@ func argmax(v []float32) int {
 // log-prob differences over all ids and the number of ids compared (for tiny models).
 func checkPosition(t *testing.T, where string, logits []float32, p oraclePos, fixed []int, tol tolerance) (float64, int) {
 	t.Helper()
-	lp, lse := logSoftmax(logits)
+	lp, lse := runtime.LogSoftmax(logits), runtime.LogSumExp(logits)
 	var ss float64
 	n := 0
 	for id, want := range p.LogProbs {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/bankai-metal/bankai-metal/runtime"
 )
 
 func init() { register(logitsCommand()) }
@@ -63,7 +65,7 @@ func logitsCommand() *cli.Command {
 			enc := json.NewEncoder(w)
 			top := min(max(c.Int("top"), 0), m.Vocab)
 			for i := range toks {
-				lp := logSoftmax(logits[i*m.Vocab : (i+1)*m.Vocab])
+				lp := runtime.LogSoftmax(logits[i*m.Vocab : (i+1)*m.Vocab])
 				order := topK(lp, max(top, 1))
 				rec := struct {
 					Pos    int          `json:"pos"`
@@ -87,24 +89,6 @@ func logitsCommand() *cli.Command {
 }
 
 func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
-
-// logSoftmax returns log-softmax(x) in float64.
-func logSoftmax(x []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range x {
-		mx = math.Max(mx, float64(v))
-	}
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - mx)
-	}
-	lse := mx + math.Log(s)
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = float64(v) - lse
-	}
-	return out
-}
 
 // topK returns the k ids with the largest values, best first (ties: lower id first).
 func topK(v []float64, k int) []int {
