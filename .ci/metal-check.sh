@@ -33,8 +33,11 @@ if ! have_clang; then
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
 	$sudo apt-get update -qq
 	best=""
+	# Read apt-cache's whole answer into a variable before matching it: a pipe into `grep -q`
+	# under pipefail fails at random (grep exits at the first match, apt-cache gets SIGPIPE).
 	for v in 19 22 21 20 18 17 16 15; do
-		if apt-cache policy "clang-$v" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+		policy=$(apt-cache policy "clang-$v" 2>/dev/null || true)
+		if [[ $policy =~ Candidate:\ [0-9] ]]; then
 			best=$v
 			break
 		fi
