@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
@@ -125,32 +126,49 @@ func ApplyFlips(t Target, flips []Flip) error {
 }
 
 // Applied tracks the patches applied to one Target, so that a patch is never applied twice by
-// accident (upstream's double apply silently reverts) and can be reverted by name in any order.
-// Its methods are safe for concurrent use; flipping bits while the model runs is the caller's
-// concern.
+// accident (upstream's double apply silently reverts) and can be reverted in any order.
+// Patches are told apart by content (Patch.ID), not by name: two different patches with the
+// same name can both be applied (the second is listed as NAME@ID), the same flips under any
+// name cannot. Its methods are safe for concurrent use; flipping bits while the model runs is
+// the caller's concern.
 type Applied struct {
 	mu       sync.Mutex
 	t        Target
 	patches  []appliedPatch // in apply order
 	warnings []string
+	file     *Note // what the model file records as already applied (Inherit), or nil
 }
 
 type appliedPatch struct {
-	name   string
-	flips  []Flip       // normalised copy
-	mats   []*q1.Matrix // matrix of each flip
-	sorted []Flip       // canonical order, for content comparison
+	name  string       // unique in the registry
+	rec   NoteRecord   // as recorded in a provenance note
+	flips []Flip       // normalised copy
+	mats  []*q1.Matrix // matrix of each flip
 }
 
 // NewApplied returns an empty registry for t.
 func NewApplied(t Target) *Applied { return &Applied{t: t} }
 
+// Inherit tells the registry that t was loaded from a patched copy whose provenance note is n:
+// a patch recorded in n counts as applied, and a patch made for n's base model is accepted as
+// made for t. A nil n is ignored.
+func (a *Applied) Inherit(n *Note) {
+	if n == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.file = &Note{Base: n.Base, Patches: slices.Clone(n.Patches)}
+}
+
 // Apply validates p against the model and, only if every flip is valid, applies it.
 //
-// It refuses a patch whose name, or whose exact set of flips, is already applied, and a patch
-// whose Fingerprint is set and differs from the model's unless force is true. A patch without a
-// fingerprint, a forced mismatch, and flips shared with an already-applied patch (which cancel)
-// are applied with a warning, see Warnings.
+// It refuses a patch whose flips (Patch.ID) are already applied, and a patch whose Fingerprint
+// is set and differs from the model's (or, after Inherit, from the base's) unless force is
+// true. A patch recorded in the inherited note is refused too, unless forced: applying it again
+// reverts it, and it leaves the note. A patch without a fingerprint, a forced mismatch, and
+// flips shared with an already-applied patch (which cancel) are applied with a warning, see
+// Warnings.
 func (a *Applied) Apply(p *Patch, force bool) error {
 	if p == nil {
 		return errors.New("patch: apply: nil patch")
@@ -164,23 +182,32 @@ func (a *Applied) Apply(p *Patch, force bool) error {
 	if err != nil {
 		return fmt.Errorf("patch: apply %q: %w", p.Name, err)
 	}
-	sorted := slices.Clone(flips)
-	sortFlips(sorted)
-	for _, q := range a.patches {
-		if q.name == p.Name {
-			return fmt.Errorf("patch: apply %q: already applied", p.Name)
-		}
-		if len(sorted) > 0 && slices.Equal(q.sorted, sorted) {
-			return fmt.Errorf("patch: apply %q: already applied (same flips as %q)", p.Name, q.name)
+	id := flipsID(flips)
+	if len(flips) > 0 {
+		for _, q := range a.patches {
+			if q.rec.ID == id {
+				return fmt.Errorf("patch: apply %q: already applied (same flips as %q); applying it again would revert it", p.Name, q.name)
+			}
 		}
 	}
+	if i := a.file.Find(id); i >= 0 {
+		if !force {
+			return fmt.Errorf("patch: apply %q: already applied to this model file (recorded in its patch note as %q); applying it again reverts it: revert it, or force", p.Name, a.file.Patches[i].Name)
+		}
+		flipAll(flips, mats)
+		a.file.Patches = slices.Delete(a.file.Patches, i, i+1)
+		a.warnings = append(a.warnings, fmt.Sprintf("patch %q was recorded as applied to this model file; applied again by force, which reverts it", p.Name))
+		return nil
+	}
 	var warn []string
-	switch fp := a.t.Fingerprint(); {
+	fp := a.t.Fingerprint()
+	switch {
 	case p.Fingerprint == "":
 		warn = append(warn, fmt.Sprintf("patch %q has no model fingerprint; applied without checking it was made for this model", p.Name))
-	case p.Fingerprint != fp && !force:
-		return fmt.Errorf("patch: apply %q: made for model %s, this model is %s (force to apply anyway)", p.Name, p.Fingerprint, fp)
-	case p.Fingerprint != fp:
+	case p.Fingerprint == fp || (a.file != nil && p.Fingerprint == a.file.Base):
+	case !force:
+		return fmt.Errorf("patch: apply %q: made for model %s, this model is %s (force to apply anyway)", p.Name, p.Fingerprint, a.modelDesc(fp))
+	default:
 		warn = append(warn, fmt.Sprintf("patch %q was made for model %s, applied to model %s by force", p.Name, p.Fingerprint, fp))
 	}
 	for _, q := range a.patches {
@@ -188,27 +215,88 @@ func (a *Applied) Apply(p *Patch, force bool) error {
 			warn = append(warn, fmt.Sprintf("patch %q overlaps applied patch %q in %d flip pairs; their shared bits cancel", p.Name, q.name, n))
 		}
 	}
+	name := p.Name
+	if slices.ContainsFunc(a.patches, func(q appliedPatch) bool { return q.name == name }) {
+		name += "@" + id
+	}
 	flipAll(flips, mats)
-	a.patches = append(a.patches, appliedPatch{name: p.Name, flips: flips, mats: mats, sorted: sorted})
+	rec := NoteRecord{Name: p.Name, ID: id, Fingerprint: p.Fingerprint, Flips: len(flips)}
+	a.patches = append(a.patches, appliedPatch{name: name, rec: rec, flips: flips, mats: mats})
 	a.warnings = append(a.warnings, warn...)
 	return nil
 }
 
-// Revert removes the applied patch called name by applying its flips again. Patches may be
-// reverted in any order: XOR commutes.
+// modelDesc describes the model for a fingerprint mismatch.
+func (a *Applied) modelDesc(fp string) string {
+	if a.file != nil && a.file.Base != "" {
+		return fmt.Sprintf("%s (a patched copy of model %s)", fp, a.file.Base)
+	}
+	return fp
+}
+
+// Revert removes an applied patch by applying its flips again. name is the name List shows
+// or the patch's ID. Patches may be reverted in any order: XOR commutes.
 func (a *Applied) Revert(name string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	i := slices.IndexFunc(a.patches, func(q appliedPatch) bool { return q.name == name })
+	i := slices.IndexFunc(a.patches, func(q appliedPatch) bool { return q.name == name || q.rec.ID == name })
 	if i < 0 {
-		return fmt.Errorf("patch: revert %q: not applied", name)
+		return fmt.Errorf("patch: revert %q: not applied (applied: %s)", name, a.listLocked())
 	}
-	flipAll(a.patches[i].flips, a.patches[i].mats)
-	a.patches = slices.Delete(a.patches, i, i+1)
+	a.revertAt(i)
 	return nil
 }
 
-// List returns the names of the applied patches in the order they were applied.
+func (a *Applied) revertAt(i int) {
+	flipAll(a.patches[i].flips, a.patches[i].mats)
+	a.patches = slices.Delete(a.patches, i, i+1)
+}
+
+// RevertPatch reverts p, found by content: a patch applied through the registry, or one the
+// inherited note records (see Inherit), which then leaves the note.
+func (a *Applied) RevertPatch(p *Patch) error {
+	flips, mats, err := resolve(a.t, p.Flips, true)
+	if err != nil {
+		return fmt.Errorf("patch: revert %q: %w", p.Name, err)
+	}
+	id := flipsID(flips)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if i := slices.IndexFunc(a.patches, func(q appliedPatch) bool { return q.rec.ID == id }); i >= 0 {
+		a.revertAt(i)
+		return nil
+	}
+	i := a.file.Find(id)
+	if i < 0 {
+		return fmt.Errorf("patch: revert %q: not applied to this model (its patch note does not record a patch with these flips)", p.Name)
+	}
+	flipAll(flips, mats)
+	a.file.Patches = slices.Delete(a.file.Patches, i, i+1)
+	return nil
+}
+
+// Note returns the provenance note of the model as it is now: the inherited note's patches
+// that are still applied, then the registry's, in apply order. base is the fingerprint of the
+// unpatched model, used when nothing was inherited. It is nil when no patch is applied.
+func (a *Applied) Note(base string) *Note {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := &Note{Base: base}
+	if a.file != nil {
+		n.Base = a.file.Base
+		n.Patches = slices.Clone(a.file.Patches)
+	}
+	for _, q := range a.patches {
+		n.Patches = append(n.Patches, q.rec)
+	}
+	if len(n.Patches) == 0 {
+		return nil
+	}
+	return n
+}
+
+// List returns the names of the applied patches in the order they were applied. A patch whose
+// name was already taken is listed as NAME@ID.
 func (a *Applied) List() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -217,6 +305,31 @@ func (a *Applied) List() []string {
 		names[i] = q.name
 	}
 	return names
+}
+
+// Inherited returns the names of the patches the model file records as applied (see Inherit).
+func (a *Applied) Inherited() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.file == nil {
+		return nil
+	}
+	names := make([]string, len(a.file.Patches))
+	for i, r := range a.file.Patches {
+		names[i] = r.Name
+	}
+	return names
+}
+
+func (a *Applied) listLocked() string {
+	if len(a.patches) == 0 {
+		return "none"
+	}
+	names := make([]string, len(a.patches))
+	for i, q := range a.patches {
+		names[i] = q.name
+	}
+	return strings.Join(names, ", ")
 }
 
 // Warnings returns every warning recorded by Apply so far, oldest first.

@@ -80,19 +80,32 @@
 //
 // # Reading
 //
-// Parse accepts all four shapes. It rejects a file over MaxFileSize, more than MaxFlips flips, an
+// Parse and Load decode the file as a stream (the flips one at a time, never a tree of the
+// whole file), so memory stays proportional to the number of flips. They accept all four
+// shapes and reject a file over MaxFileSize, more than MaxFlips flips, an
 // unknown "format" or "type", a version that does not match the format, a flip that is not an
 // object, an unknown or repeated key inside a flip, a value of the wrong JSON type, a
 // non-integer, negative or over-large index, an unknown projection, a flip with both "group" and
-// "col", "col" outside v2, and a flip listed twice. Errors name the flip index and field. Other
-// top-level keys are ignored, as upstream does.
+// "col", "col" outside v2, a repeated top-level key, data after the object, and a flip listed twice
+// (naming both indices). Errors name the flip index and field, in words rather than Go types.
+// Other top-level keys are ignored, as upstream does.
+//
+// # Identity and provenance
+//
+// A patch's identity is its content: ID hashes the canonical (normalised, sorted) flip set, so
+// it ignores the name, the order of the flips and the format. A patched copy of a model
+// carries a Note: the base model's fingerprint and, for each patch in it, name, ID,
+// fingerprint and flip count.
 //
 // # Algebra
 //
 //   - Applied tracks what is applied to one model: Apply checks every flip before touching a bit,
-//     refuses a patch already applied (by name or by identical flips) and a fingerprint mismatch
-//     unless forced, and warns on a missing fingerprint and on overlap with applied patches.
-//     Revert works in any order.
+//     refuses a patch whose content (ID) is already applied, whatever its name, and a
+//     fingerprint mismatch unless forced, and warns on a missing fingerprint and on overlap with
+//     applied patches. Two patches with one name both apply (the second is listed as NAME@ID).
+//     Inherit reads a patched copy's Note: its patches count as applied (forcing one reverts
+//     it) and patches for its base are accepted. Revert and RevertPatch work in any order, and
+//     Note gives the provenance record to save with the copy.
 //   - Stack XORs patches without the model. Each row is kept as "row flips, group flips, bit
 //     flips" with counts, so any mix combines exactly, and it reports the flips that cancelled.
 //     Output is canonical (sorted; within a group, bits or group-plus-exceptions, whichever is

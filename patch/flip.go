@@ -193,17 +193,57 @@ func normalizeFlips(flips []Flip) ([]Flip, error) {
 		}
 		out[i] = n
 	}
-	order := make([]int, len(out)) // (n_flips) indices in canonical flip order
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(i, j int) int { return compareFlips(out[i], out[j]) })
-	for k := 1; k < len(order); k++ {
-		if i, j := order[k-1], order[k]; out[i] == out[j] {
-			return nil, fmt.Errorf("flip %d: %s duplicates flip %d (a repeated flip cancels itself)", j, out[j], i)
-		}
+	if err := checkDuplicates(out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// flipOrder is a flip's place in the canonical order (compareFlips) packed into integers, so
+// that sorting a million flips is cheap: (layer, projection), row, then the first column
+// touched and the kind (a row flip first, a group flip before the bits of that group).
+type flipOrder struct {
+	layerProj, row, start uint64
+	i                     int32 // index of the flip
+}
+
+func orderOf(f Flip, i int) flipOrder {
+	var start uint64 // row flip
+	switch f.Kind() {
+	case KindGroup:
+		start = uint64(f.Group*q1.GroupSize+1) << 1
+	case KindBit:
+		start = uint64(f.Col+1)<<1 | 1
+	}
+	return flipOrder{uint64(f.Layer)<<3 | uint64(projIndex(f.Proj)), uint64(f.Row), start, int32(i)}
+}
+
+func compareOrder(a, b flipOrder) int {
+	return cmp.Or(cmp.Compare(a.layerProj, b.layerProj), cmp.Compare(a.row, b.row), cmp.Compare(a.start, b.start))
+}
+
+// canonicalOrder returns the flips' packed keys sorted into the canonical order. The flips
+// must be normalised (Hugging Face projection names).
+func canonicalOrder(flips []Flip) []flipOrder {
+	keys := make([]flipOrder, len(flips)) // (n_flips)
+	for i, f := range flips {
+		keys[i] = orderOf(f, i)
+	}
+	slices.SortFunc(keys, func(a, b flipOrder) int { return cmp.Or(compareOrder(a, b), cmp.Compare(a.i, b.i)) })
+	return keys
+}
+
+// checkDuplicates rejects a flip listed twice, naming both indices. The flips must be
+// normalised.
+func checkDuplicates(flips []Flip) error {
+	keys := canonicalOrder(flips)
+	for k := 1; k < len(keys); k++ {
+		if compareOrder(keys[k-1], keys[k]) == 0 {
+			i, j := keys[k-1].i, keys[k].i // i < j: ties are sorted by index
+			return fmt.Errorf("flip %d: %s duplicates flip %d (a repeated flip cancels itself)", j, flips[j], i)
+		}
+	}
+	return nil
 }
 
 // overlaps reports whether two flips of the same row touch a common sign bit.

@@ -1,6 +1,7 @@
 package patch
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -86,23 +87,26 @@ type Patch struct {
 	metaOrder []string // top-level metadata key order as read
 }
 
-// Load reads a patch file. The patch name defaults to the file name without its extension.
+// Load reads a patch file. The patch name defaults to the file name without its extension. The
+// file is decoded as a stream, so memory stays proportional to the number of flips.
 func Load(path string) (*Patch, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("patch: %w", err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("patch: %s: file larger than %d bytes", path, MaxFileSize)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("patch: read %s: %w", path, err)
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("patch: %s is a directory, not a patch file", path)
+	} else if err == nil && st.Mode().IsRegular() && st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("patch: %s: file of %d bytes is larger than the limit of %d bytes", path, st.Size(), MaxFileSize)
 	}
 	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	p, err := parse(data, name)
+	lr := &limitedReader{r: bufio.NewReaderSize(f, 1<<16), left: MaxFileSize}
+	p, err := parse(lr, name)
 	if err != nil {
+		if lr.over {
+			err = fmt.Errorf("file larger than the limit of %d bytes", MaxFileSize)
+		}
 		return nil, fmt.Errorf("patch: %s: %w", path, err)
 	}
 	return p, nil
@@ -112,7 +116,11 @@ func Load(path string) (*Patch, error) {
 // or ours (v2). name is used when the file has no "name" key. Errors name the flip index and
 // field at fault.
 func Parse(data []byte, name string) (*Patch, error) {
-	p, err := parse(data, name)
+	var p *Patch
+	err := fmt.Errorf("file of %d bytes is larger than the limit of %d bytes", len(data), MaxFileSize)
+	if len(data) <= MaxFileSize {
+		p, err = parse(bytes.NewReader(data), name)
+	}
 	if err != nil {
 		if name == "" {
 			return nil, fmt.Errorf("patch: %w", err)
@@ -122,17 +130,109 @@ func Parse(data []byte, name string) (*Patch, error) {
 	return p, nil
 }
 
-func parse(data []byte, name string) (*Patch, error) {
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("file larger than %d bytes", MaxFileSize)
+// limitedReader reads at most left bytes and records whether the input went on.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (l *limitedReader) Read(b []byte) (int, error) {
+	if l.left <= 0 {
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			l.over = true
+		}
+		return 0, io.EOF
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %w", err)
+	if int64(len(b)) > l.left {
+		b = b[:l.left]
 	}
-	if top == nil {
-		return nil, errors.New("not a JSON object: null")
+	n, err := l.r.Read(b)
+	l.left -= int64(n)
+	return n, err
+}
+
+// parse decodes the top-level object as a stream: the small keys are kept as raw JSON, the
+// flips are decoded one at a time (parseFlips) and metadata keeps its key order.
+func parse(r io.Reader, name string) (*Patch, error) {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxError("not a JSON object", dec, err)
 	}
+	if tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object: the file holds %s", an(tokenType(tok)))
+	}
+	top := map[string]json.RawMessage{} // the small top-level values, for optString and optInt
+	var flips *flipList
+	var meta map[string]any
+	var metaOrder []string
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxError("top-level object", dec, err)
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return nil, fmt.Errorf("top-level key %q repeated", key)
+		}
+		seen[key] = true
+		switch key {
+		case "flips":
+			if flips, err = parseFlips(dec); err != nil {
+				return nil, err
+			}
+		case "metadata":
+			if meta, metaOrder, err = parseMetadata(dec); err != nil {
+				return nil, err
+			}
+		case "format", "type", "version", "name", "description", "base_model", "fingerprint", "stats", extKey:
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, syntaxError(fmt.Sprintf("%q", key), dec, err)
+			}
+			top[key] = raw
+		default: // ignored, as upstream does
+			if err := skipValue(dec); err != nil {
+				return nil, syntaxError(fmt.Sprintf("%q", key), dec, err)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, syntaxError("top-level object", dec, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("unexpected data after the JSON object at byte %d", dec.InputOffset())
+	}
+	p, err := parseHeader(top, name)
+	if err != nil {
+		return nil, err
+	}
+	p.Metadata, p.metaOrder = meta, metaOrder
+	if p.Metadata == nil {
+		p.Metadata = map[string]any{}
+	}
+	if flips == nil {
+		return nil, errors.New(`missing "flips"`)
+	}
+	if flips.firstCol >= 0 && p.Variant != VariantV2 {
+		return nil, fmt.Errorf(`flip %d: key "col" (a single-bit flip) needs format %q`, flips.firstCol, FormatV2)
+	}
+	if err := checkDuplicates(flips.flips); err != nil {
+		return nil, err
+	}
+	p.Flips = flips.flips
+	if err := parseExtras(p, top); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// parseHeader reads the variant, version, name, description and base model.
+func parseHeader(top map[string]json.RawMessage, name string) (*Patch, error) {
 	format, err := optString(top, "format")
 	if err != nil {
 		return nil, err
@@ -176,23 +276,47 @@ func parse(data []byte, name string) (*Patch, error) {
 			*f.dst = s
 		}
 	}
-	if p.Metadata, p.metaOrder, err = parseMetadata(top["metadata"]); err != nil {
-		return nil, err
-	}
-	raw, ok := top["flips"]
-	if !ok {
-		return nil, errors.New(`missing "flips"`)
-	}
-	if p.Flips, err = parseFlips(raw, p.Variant == VariantV2); err != nil {
-		return nil, err
-	}
-	if p.Flips, err = normalizeFlips(p.Flips); err != nil {
-		return nil, err
-	}
-	if err := parseExtras(p, top); err != nil {
-		return nil, err
-	}
 	return p, nil
+}
+
+// syntaxError describes a decoding error in words, with the byte offset it happened at.
+func syntaxError(where string, dec *json.Decoder, err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("%s: invalid JSON at byte %d: %s", where, se.Offset, se.Error())
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s: the file ends early (truncated JSON at byte %d)", where, dec.InputOffset())
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
+// an prefixes a JSON type name with its article: "an object", "a string".
+func an(typ string) string {
+	if strings.ContainsRune("aeiou", rune(typ[0])) {
+		return "an " + typ
+	}
+	return "a " + typ
+}
+
+// skipValue reads one value of any type and discards it.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 // parseExtras reads the fingerprint and exact bit count: top level and "stats" in v2, the
@@ -293,33 +417,38 @@ func jsonType(raw json.RawMessage) string {
 	return "number"
 }
 
-// parseMetadata decodes the metadata object keeping its top-level key order. Absent or null
-// gives an empty map, as upstream's loader does.
-func parseMetadata(raw json.RawMessage) (map[string]any, []string, error) {
+// parseMetadata decodes the metadata object keeping its top-level key order. Null gives an
+// empty map, as upstream's loader does.
+func parseMetadata(dec *json.Decoder) (map[string]any, []string, error) {
 	meta := map[string]any{}
-	if raw == nil || isNull(raw) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, nil, syntaxError(`"metadata"`, dec, err)
+	}
+	if tok == nil {
 		return meta, nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, nil, fmt.Errorf(`"metadata": got %s, want an object`, jsonType(raw))
+	if tok != json.Delim('{') {
+		return nil, nil, fmt.Errorf(`"metadata": got %s, want an object`, tokenType(tok))
 	}
 	var order []string
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, nil, fmt.Errorf(`"metadata": %w`, err)
+			return nil, nil, syntaxError(`"metadata"`, dec, err)
 		}
 		key, _ := tok.(string)
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, nil, fmt.Errorf(`"metadata": key %q: %w`, key, err)
+			return nil, nil, syntaxError(fmt.Sprintf(`"metadata": key %q`, key), dec, err)
 		}
 		if _, dup := meta[key]; !dup {
 			order = append(order, key)
 		}
 		meta[key] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, nil, syntaxError(`"metadata"`, dec, err)
 	}
 	return meta, order, nil
 }

@@ -215,8 +215,17 @@ func TestBadInput(t *testing.T) {
 	cases := []struct {
 		name, data, want string
 	}{
-		{"not json", `{`, "not a JSON object"},
-		{"array", `[]`, "not a JSON object"},
+		{"truncated", `{`, "the file ends early"},
+		{"not json", `hello`, "not a JSON object: invalid JSON at byte 1: invalid character 'h'"},
+		{"array", `[]`, "not a JSON object: the file holds an array"},
+		{"string", `"x"`, "not a JSON object: the file holds a string"},
+		{"trailing data", `{"flips":[]} {}`, "unexpected data after the JSON object"},
+		{"repeated top-level key", `{"flips":[],"flips":[]}`, `top-level key "flips" repeated`},
+		{"truncated flips", flip(`{"layer":0,`)[:60], `the file ends early`},
+		{"col before format", `{"flips":[{"layer":0,"proj":"up_proj","row":2,"col":5}],"format":"bankai_row_xor_v1"}`, `flip 0: key "col"`},
+		{"stats type", `{"format":"bankai_xor_v2","flips":[],"stats":[]}`, `"stats": want an object`},
+		{"duplicate far apart", flip(`{"layer":3,"proj":"up_proj","row":1},{"layer":0,"proj":"up_proj","row":1,"group":null}`),
+			"flip 2: L0.up_proj row 1 duplicates flip 0"},
 		{"no flips", `{"name":"x"}`, `missing "flips"`},
 		{"flips not array", `{"flips":{}}`, `"flips": got object, want an array`},
 		{"unknown format", `{"format":"v9","flips":[]}`, `unknown format "v9"`},
@@ -247,19 +256,36 @@ func TestBadInput(t *testing.T) {
 			require.Error(t, err)
 			require.Contains(t, err.Error(), c.want)
 			require.True(t, strings.HasPrefix(err.Error(), "patch: bad: "), err.Error())
+			require.NotRegexp(t, `Go value|json\.|map\[|\.tmp`, err.Error(), "no Go names in errors")
 		})
 	}
 }
 
 func TestHugeFile(t *testing.T) {
 	_, err := Parse(make([]byte, MaxFileSize+1), "huge")
-	require.ErrorContains(t, err, "patch: huge: file larger than")
+	require.ErrorContains(t, err, "patch: huge: file of 67108865 bytes is larger than the limit of 67108864 bytes")
 
 	path := filepath.Join(t.TempDir(), "huge.json")
 	require.NoError(t, os.WriteFile(path, nil, 0o644))
 	require.NoError(t, os.Truncate(path, MaxFileSize+1)) // sparse: cheap to create
 	_, err = Load(path)
-	require.ErrorContains(t, err, "file larger than")
+	require.ErrorContains(t, err, "is larger than the limit")
+
+	// A stream (not a regular file, so no size up front) is cut at the limit.
+	var big strings.Builder
+	big.WriteString(`{"flips":[],"metadata":{"pad":"`)
+	big.WriteString(strings.Repeat("x", MaxFileSize))
+	big.WriteString(`"}}`)
+	_, err = parse(&limitedReader{r: strings.NewReader(big.String()), left: MaxFileSize}, "s")
+	require.ErrorContains(t, err, "ends early")
+	lr := &limitedReader{r: strings.NewReader(big.String()), left: MaxFileSize}
+	_, _ = parse(lr, "s")
+	require.True(t, lr.over, "the reader records that the input went on")
+}
+
+func TestLoadDirectory(t *testing.T) {
+	_, err := Load(t.TempDir())
+	require.ErrorContains(t, err, "is a directory, not a patch file")
 }
 
 func TestParseAccepts(t *testing.T) {

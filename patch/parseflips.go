@@ -1,63 +1,79 @@
 package patch
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
-// parseFlips streams the "flips" array one token at a time, so memory stays proportional to the
-// number of flips rather than to a decoded tree of the file. Every flip must be an object whose
-// keys are among layer, proj, row, group (null = row flip, as upstream) and, in v2 only, col.
-func parseFlips(raw json.RawMessage, v2 bool) ([]Flip, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		return nil, fmt.Errorf(`"flips": got %s, want an array`, jsonType(raw))
+// flipList is the decoded "flips" array.
+type flipList struct {
+	flips    []Flip
+	firstCol int // index of the first flip with a "col" key (only v2 allows it), or -1
+}
+
+// parseFlips decodes the "flips" array one token at a time, so memory stays proportional to
+// the number of flips rather than to a decoded tree of the file. Every flip must be an object
+// whose keys are among layer, proj, row, group (null = row flip, as upstream) and col; whether
+// "col" is allowed depends on the format, which may come later in the file.
+func parseFlips(dec *json.Decoder) (*flipList, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxError(`"flips"`, dec, err)
 	}
-	// (n_flips) bounded by the input: every flip needs at least ~30 bytes of JSON.
-	flips := make([]Flip, 0, min(len(raw)/30+1, MaxFlips))
+	if tok != json.Delim('[') {
+		return nil, fmt.Errorf(`"flips": got %s, want an array`, tokenType(tok))
+	}
+	l := &flipList{firstCol: -1}
 	for i := 0; dec.More(); i++ {
 		if i >= MaxFlips {
-			return nil, fmt.Errorf("more than %d flips", MaxFlips)
+			return nil, fmt.Errorf(`"flips": more than %d flips`, MaxFlips)
 		}
-		f, err := parseFlip(dec, v2)
+		f, err := parseFlip(dec)
 		if err != nil {
 			return nil, fmt.Errorf("flip %d: %w", i, err)
 		}
-		flips = append(flips, f)
+		if f.Col >= 0 && l.firstCol < 0 {
+			l.firstCol = i
+		}
+		l.flips = append(l.flips, f)
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf(`"flips": %w`, err)
+		return nil, syntaxError(`"flips"`, dec, err)
 	}
-	return flips, nil
+	l.flips = slices.Clip(l.flips)
+	return l, nil
 }
 
-func parseFlip(dec *json.Decoder, v2 bool) (Flip, error) {
+func parseFlip(dec *json.Decoder) (Flip, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return Flip{}, err
+		return Flip{}, syntaxError("flip", dec, err)
 	}
 	if tok != json.Delim('{') {
 		return Flip{}, fmt.Errorf("got %s, want an object", tokenType(tok))
 	}
 	f := Flip{Group: -1, Col: -1}
-	seen := map[string]bool{}
+	var seen [5]bool // layer proj row group col
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return Flip{}, err
+			return Flip{}, syntaxError("flip", dec, err)
 		}
 		key, _ := tok.(string)
-		if seen[key] {
+		k := slices.Index(flipKeys[:], key)
+		if k < 0 {
+			return Flip{}, fmt.Errorf("unknown key %q (upstream's loader passes flip keys as arguments and would fail)", key)
+		}
+		if seen[k] {
 			return Flip{}, fmt.Errorf("key %q repeated", key)
 		}
-		seen[key] = true
+		seen[k] = true
 		val, err := dec.Token()
 		if err != nil {
-			return Flip{}, err
+			return Flip{}, syntaxError(fmt.Sprintf("field %q", key), dec, err)
 		}
 		switch key {
 		case "proj":
@@ -69,9 +85,6 @@ func parseFlip(dec *json.Decoder, v2 bool) (Flip, error) {
 				return Flip{}, fmt.Errorf(`field "proj": %w`, err)
 			}
 		case "layer", "row", "group", "col":
-			if key == "col" && !v2 {
-				return Flip{}, fmt.Errorf(`key "col" (a single-bit flip) needs format %q`, FormatV2)
-			}
 			if val == nil && (key == "group" || key == "col") {
 				continue // null means absent, as in upstream's PatchFlip(group=None)
 			}
@@ -89,16 +102,14 @@ func parseFlip(dec *json.Decoder, v2 bool) (Flip, error) {
 			case "col":
 				f.Col = n
 			}
-		default:
-			return Flip{}, fmt.Errorf("unknown key %q (upstream's loader passes flip keys as arguments and would fail)", key)
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return Flip{}, err
+		return Flip{}, syntaxError("flip", dec, err)
 	}
-	for _, k := range []string{"layer", "proj", "row"} {
+	for k, key := range flipKeys[:3] {
 		if !seen[k] {
-			return Flip{}, fmt.Errorf("missing %q", k)
+			return Flip{}, fmt.Errorf("missing %q", key)
 		}
 	}
 	if f.Group >= 0 && f.Col >= 0 {
@@ -106,6 +117,9 @@ func parseFlip(dec *json.Decoder, v2 bool) (Flip, error) {
 	}
 	return f, nil
 }
+
+// flipKeys are the keys a flip may have; the first three are required.
+var flipKeys = [5]string{"layer", "proj", "row", "group", "col"}
 
 // flipIndex converts a JSON number token to a non-negative index below maxIndex.
 func flipIndex(key string, val json.Token) (int, error) {
@@ -143,5 +157,5 @@ func tokenType(tok json.Token) string {
 	case nil:
 		return "null"
 	}
-	return fmt.Sprintf("%T", tok)
+	return "an unexpected value"
 }

@@ -70,6 +70,9 @@ func (m *Model) Tokenizer() (*tokenizer.Tokenizer, error) {
 	default:
 		err = fmt.Errorf("no tokenizer in %s (an MLX directory needs tokenizer.json)", m.Source.Path)
 	}
+	if err == nil {
+		err = m.checkTokenizer(t) // MLX: tokenizer.json is parsed only here, so it is checked here
+	}
 	if err != nil {
 		return nil, fmt.Errorf("model: tokenizer: %w", err)
 	}

@@ -1,11 +1,15 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
+	"github.com/bankai-metal/bankai-metal/internal/fileid"
 	"github.com/bankai-metal/bankai-metal/runtime/gguf"
 )
 
@@ -17,37 +21,62 @@ const (
 	PatchNoteFile = "bankai_patches.json"
 )
 
+// ErrOutputExists is returned by SaveCopy when the output exists and Overwrite is not set.
+var ErrOutputExists = errors.New("output already exists")
+
+// SaveOptions are SaveCopy's settings.
+type SaveOptions struct {
+	// Note (JSON text) is recorded under PatchNoteKey / PatchNoteFile; "" records none, and
+	// removes the source's.
+	Note string
+	// Overwrite replaces an existing output: a file for GGUF, an MLX model directory (one with
+	// a config.json) for MLX. Without it an existing output is ErrOutputExists, for both.
+	Overwrite bool
+}
+
 // SaveCopy writes the model as it is in memory (sign bits flipped by patches included) to out:
-// a GGUF file for a GGUF model, a new directory for an MLX one. note (JSON text) is recorded
-// under PatchNoteKey / PatchNoteFile. The write is atomic: a temporary file or directory beside
-// out, synced, then renamed; on failure nothing is left behind and the source is never touched.
-func (m *Model) SaveCopy(out, note string) error {
-	if abs, _ := filepath.Abs(out); abs == mustAbs(m.Source.Path) {
-		return fmt.Errorf("save: %s is the model being read; choose another output", out)
+// a GGUF file for a GGUF model, a new directory for an MLX one. The write is atomic: a
+// temporary file or directory beside out, synced, then renamed; on failure or on SIGINT or
+// SIGTERM nothing is left behind. The source is never touched: an out that is the source (by
+// file identity: a symlink or hard link counts) is refused. With the note unchanged, saving a
+// GGUF file written by a standard writer reproduces it byte for byte, so reverting every patch
+// gives back the original.
+func (m *Model) SaveCopy(out string, opt SaveOptions) error {
+	if err := fileid.CheckOutput("save: output", out, m.Source.Path); err != nil {
+		return err
 	}
 	switch {
 	case m.Source.tok.gguf != nil:
-		return saveGGUF(m.Source.tok.gguf, out, note)
+		return saveGGUF(m.Source.tok.gguf, out, opt)
 	case m.mlx != nil:
-		return m.saveMLX(out, note)
+		return m.saveMLX(out, opt)
 	}
 	return errors.New("save: model has no source file")
 }
 
-func mustAbs(p string) string {
-	a, _ := filepath.Abs(p)
-	return a
-}
-
-func saveGGUF(f *gguf.File, out, note string) error {
+func saveGGUF(f *gguf.File, out string, opt SaveOptions) error {
+	if st, err := os.Stat(out); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("save: %s is a directory; a GGUF model is written as one file", out)
+		}
+		if !opt.Overwrite {
+			return fmt.Errorf("save: %s: %w", out, ErrOutputExists)
+		}
+	}
+	// The note keeps its place among the keys (a copy of a copy differs only in the note),
+	// or goes last.
 	var kvs []gguf.KV
+	placed := opt.Note == ""
 	for _, kv := range f.KV {
 		if kv.Key != PatchNoteKey {
 			kvs = append(kvs, kv)
+		} else if !placed {
+			kvs = append(kvs, gguf.NewKV(PatchNoteKey, opt.Note))
+			placed = true
 		}
 	}
-	if note != "" {
-		kvs = append(kvs, gguf.NewKV(PatchNoteKey, note))
+	if !placed {
+		kvs = append(kvs, gguf.NewKV(PatchNoteKey, opt.Note))
 	}
 	ts := make([]gguf.WriteTensor, len(f.Tensors))
 	for i := range f.Tensors {
@@ -61,70 +90,53 @@ func saveGGUF(f *gguf.File, out, note string) error {
 }
 
 // saveMLX copies the directory: side files as they are, weight files from the mappings.
-func (m *Model) saveMLX(out, note string) (err error) {
-	if _, err := os.Stat(out); err == nil {
-		return fmt.Errorf("save: %s already exists", out)
+func (m *Model) saveMLX(out string, opt SaveOptions) error {
+	if strings.EqualFold(filepath.Ext(out), ".gguf") {
+		return fmt.Errorf("save: %s: an MLX model is written as a directory, not a .gguf file; choose a directory name", out)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(out), ".bankai-save-*")
-	if err != nil {
-		return fmt.Errorf("save: %w", err)
+	if st, err := os.Stat(out); err == nil {
+		switch {
+		case !st.IsDir():
+			return fmt.Errorf("save: %s is a file; an MLX model is written as a directory", out)
+		case !opt.Overwrite:
+			return fmt.Errorf("save: %s: %w", out, ErrOutputExists)
+		}
+		if _, err := os.Stat(filepath.Join(out, "config.json")); err != nil {
+			return fmt.Errorf("save: %s is a directory but not an MLX model (no config.json); refusing to replace it", out)
+		}
 	}
-	defer func() {
+	err := atomicfile.WriteDir(out, opt.Overwrite, func(ctx context.Context, tmp string) error {
+		names, data := m.mlx.WeightFiles()
+		skip := map[string]bool{PatchNoteFile: true}
+		for i, n := range names {
+			skip[n] = true
+			if err := atomicfile.WriteFileIn(ctx, tmp, n, data[i]); err != nil {
+				return err
+			}
+		}
+		entries, err := os.ReadDir(m.mlx.Dir)
 		if err != nil {
-			os.RemoveAll(tmp)
-		}
-	}()
-	names, data := m.mlx.WeightFiles()
-	weights := map[string]bool{PatchNoteFile: true}
-	for i, n := range names {
-		weights[n] = true
-		if err := writeSynced(filepath.Join(tmp, n), data[i]); err != nil {
 			return err
 		}
-	}
-	entries, err := os.ReadDir(m.mlx.Dir)
+		for _, e := range entries {
+			if skip[e.Name()] || !e.Type().IsRegular() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(m.mlx.Dir, e.Name()))
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFileIn(ctx, tmp, e.Name(), b); err != nil {
+				return err
+			}
+		}
+		if opt.Note != "" {
+			return atomicfile.WriteFileIn(ctx, tmp, PatchNoteFile, []byte(opt.Note))
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("save: %w", err)
-	}
-	for _, e := range entries {
-		if weights[e.Name()] || !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(m.mlx.Dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("save: %w", err)
-		}
-		if err := writeSynced(filepath.Join(tmp, e.Name()), b); err != nil {
-			return err
-		}
-	}
-	if note != "" {
-		if err := writeSynced(filepath.Join(tmp, PatchNoteFile), []byte(note)); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return fmt.Errorf("save: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(out)); err == nil {
-		d.Sync()
-		d.Close()
+		return fmt.Errorf("save: %s: %w", out, err)
 	}
 	return nil
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("save: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("save: %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save: %s: %w", path, err)
-	}
-	return f.Close()
 }

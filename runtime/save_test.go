@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bankai-metal/bankai-metal/internal/testenv"
+	"github.com/bankai-metal/bankai-metal/runtime"
 )
 
 func fileHash(t *testing.T, p string) [32]byte {
@@ -35,9 +36,9 @@ func TestSaveCopy(t *testing.T) {
 			up.FlipRow(7)
 			up.FlipBit(9, 100)
 			out := filepath.Join(t.TempDir(), "patched"+filepath.Ext(src))
-			require.NoError(t, m.SaveCopy(out, `{"patches":["test"]}`))
+			require.NoError(t, m.SaveCopy(out, runtime.SaveOptions{Note: `{"patches":["test"]}`}))
 			require.Equal(t, before, fileHash(t, weights), "the source file never changes")
-			require.ErrorContains(t, m.SaveCopy(src, ""), "is the model being read")
+			require.ErrorContains(t, m.SaveCopy(src, runtime.SaveOptions{Overwrite: true}), "is also an input")
 
 			p := loadModel(t, out)
 			require.Equal(t, `{"patches":["test"]}`, p.Source.PatchNote)
@@ -56,6 +57,44 @@ func TestSaveCopy(t *testing.T) {
 				}
 			}
 			require.Equal(t, up.Cols+1, diff)
+		})
+	}
+}
+
+// TestSaveCopyOutputs: the source is recognised by identity (a symlink to it is refused), an
+// existing output is refused for GGUF and MLX alike unless Overwrite, an MLX model is never
+// written to a name ending in .gguf, and an unchanged GGUF copy is the source byte for byte.
+func TestSaveCopyOutputs(t *testing.T) {
+	root := testenv.Root(t)
+	for _, src := range []string{filepath.Join(root, "testdata", "tiny.gguf"), filepath.Join(root, "testdata", "tiny-mlx")} {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			m := loadModel(t, src)
+			dir := t.TempDir()
+			link := filepath.Join(dir, "link")
+			require.NoError(t, os.Symlink(src, link))
+			require.ErrorContains(t, m.SaveCopy(link, runtime.SaveOptions{Overwrite: true}), "is the same file as the input")
+
+			out := filepath.Join(dir, "copy"+filepath.Ext(src))
+			require.NoError(t, m.SaveCopy(out, runtime.SaveOptions{}))
+			err := m.SaveCopy(out, runtime.SaveOptions{Note: "x"})
+			require.ErrorIs(t, err, runtime.ErrOutputExists)
+			require.NoError(t, m.SaveCopy(out, runtime.SaveOptions{Note: `{"n":1}`, Overwrite: true}))
+			require.Equal(t, `{"n":1}`, loadModel(t, out).Source.PatchNote)
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			require.Len(t, entries, 2, "link and copy only: no temporary left")
+
+			if filepath.Ext(src) == ".gguf" {
+				require.NoError(t, m.SaveCopy(out, runtime.SaveOptions{Overwrite: true}))
+				require.Equal(t, fileHash(t, src), fileHash(t, out), "no flips, no note: the same bytes")
+				return
+			}
+			err = m.SaveCopy(filepath.Join(dir, "x.gguf"), runtime.SaveOptions{})
+			require.ErrorContains(t, err, "an MLX model is written as a directory")
+			require.NoDirExists(t, filepath.Join(dir, "x.gguf"))
+			plain := filepath.Join(dir, "notes")
+			require.NoError(t, os.MkdirAll(plain, 0o755))
+			require.ErrorContains(t, m.SaveCopy(plain, runtime.SaveOptions{Overwrite: true}), "not an MLX model")
 		})
 	}
 }

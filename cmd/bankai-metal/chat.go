@@ -34,9 +34,12 @@ func chatCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: "Each turn is formatted with the Qwen3 chat template (thinking off unless --think) and the\n" +
 			"conversation stays in the KV cache, so a new turn only feeds its new tokens. Type /? for the\n" +
-			"commands. Ctrl-C stops an answer; Ctrl-C twice at the prompt, Ctrl-D or /bye quits. With\n" +
-			"stdin not a terminal every line is a message (or a /command) and only the answers are\n" +
-			"printed, one per line.\n\n" +
+			"commands. Ctrl-C stops an answer; Ctrl-C twice at the prompt, Ctrl-D or /bye quits. A line\n" +
+			"starting with \"\"\" starts a multi-line message, which ends at a line that is \"\"\".\n\n" +
+			"With stdin not a terminal (piped) every line is a message (or a /command) and stdout gets\n" +
+			"exactly one line per message: the answer with each newline written as \\n, each carriage\n" +
+			"return as \\r and each backslash as \\\\ (what /stats, /set and /? print follows as is).\n" +
+			"Notes go to stderr. A message that does not fit the context ends the chat with exit status 1.\n\n" +
 			"Example: bankai-metal chat -m Bonsai-8B.gguf --system \"Answer briefly.\"",
 		Flags:  append([]cli.Flag{modelFlag}, generationFlags()...),
 		Action: runChat,
@@ -130,6 +133,15 @@ func runChat(c *cli.Context) error {
 		}
 		interrupted = false
 		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, tripleQuote) {
+			if line, err = readMultiline(in, line); err != nil {
+				if !interactive {
+					return err
+				}
+				ch.note("error: %v", err)
+				continue
+			}
+		}
 		switch {
 		case line == "":
 		case strings.HasPrefix(line, "/"):
@@ -206,6 +218,9 @@ func (ch *chatSession) turn(ctx context.Context, text string) error {
 	st, err := runtime.Generate(ctx, ch.sess, ch.tok, prompt, runtime.GenerateOptions{MaxTokens: ch.maxTokens, Sampler: ch.sampler},
 		func(s string) error {
 			reply.WriteString(s)
+			if !ch.interactive {
+				s = escapeLine(s) // one line per answer
+			}
 			_, err := io.WriteString(ch.out, s)
 			return err
 		})
@@ -216,6 +231,12 @@ func (ch *chatSession) turn(ctx context.Context, text string) error {
 	ch.reused += st.CachedTokens
 	ch.generated += st.GenTokens
 	if errors.Is(err, runtime.ErrContextFull) {
+		if !ch.interactive {
+			// No answer line can be given for this message: stop rather than print the
+			// answers of later lines against the wrong inputs.
+			return cli.Exit(fmt.Sprintf("bankai-metal: the conversation (%d tokens) no longer fits the context of %d tokens "+
+				"(send /clear before the message, or use a larger --ctx)", len(prompt), ch.sess.Max()), 1)
+		}
 		ch.note("The conversation (%d tokens) no longer fits the context of %d tokens: /clear starts a new one "+
 			"(or restart with a larger --ctx).", len(prompt), ch.sess.Max())
 		return nil
@@ -266,8 +287,10 @@ func builtinChatCommands() map[string]chatCmd {
 	alias := func(c chatCmd) chatCmd { c.hidden = true; return c }
 	return map[string]chatCmd{
 		"bye": bye, "exit": alias(bye), "quit": alias(bye), "?": help, "help": alias(help),
-		"clear": {help: "forget the conversation", run: func(ch *chatSession, _ string) error {
-			ch.msgs, ch.transcript, ch.appendOK = nil, nil, false // the cache is reused where the next prompt matches
+		"clear": {help: "forget the conversation and empty the context", run: func(ch *chatSession, _ string) error {
+			ch.msgs, ch.transcript, ch.appendOK = nil, nil, false
+			ch.dropCache() // so /stats shows the context empty
+			ch.last = runtime.GenerateStats{}
 			ch.note("(conversation cleared)")
 			return nil
 		}},

@@ -10,7 +10,7 @@ import (
 
 // /patch swaps weight patches between turns without reloading the model.
 func init() {
-	chatCommands["patch"] = chatCmd{args: "apply FILE | revert NAME | list",
+	chatCommands["patch"] = chatCmd{args: "apply [--force] FILE | revert NAME | list",
 		help: "apply, revert or list XOR patches (takes effect from the next turn)", run: chatPatch}
 }
 
@@ -21,8 +21,12 @@ func chatPatch(ch *chatSession, args string) error {
 	switch verb {
 	case "list", "":
 		names := a.List()
-		if len(names) == 0 {
+		inFile := a.Inherited()
+		if len(names)+len(inFile) == 0 {
 			fmt.Fprintln(ch.errOut, "no patches applied")
+		}
+		for _, n := range inFile {
+			fmt.Fprintf(ch.errOut, "%s (in the model file)\n", n)
 		}
 		for _, n := range names {
 			fmt.Fprintln(ch.errOut, n)
@@ -35,13 +39,22 @@ func chatPatch(ch *chatSession, args string) error {
 		n := len(a.Warnings())
 		var err error
 		if verb == "apply" {
-			p, lerr := patch.Load(arg)
+			file, force := arg, false
+			if f, ok := strings.CutPrefix(arg, "--force "); ok {
+				file, force = strings.TrimSpace(f), true
+			}
+			p, lerr := patch.Load(file)
 			if lerr != nil {
 				return lerr
 			}
-			err = a.Apply(p, false)
-			if err == nil {
-				fmt.Fprintf(ch.errOut, "applied %s (%d flips)\n", p.Name, len(p.Flips))
+			before := len(a.List())
+			err = a.Apply(p, force)
+			switch names := a.List(); {
+			case err == nil && len(names) > before:
+				fmt.Fprintf(ch.errOut, "applied %s (%d flips)\n", names[len(names)-1], len(p.Flips))
+			case err == nil: // a patch the model file held: applying it again took it out
+			case !force && strings.Contains(err.Error(), "force"):
+				err = fmt.Errorf("%w; /patch apply --force %s does it anyway", err, file)
 			}
 		} else if err = a.Revert(arg); err == nil {
 			fmt.Fprintf(ch.errOut, "reverted %s\n", arg)

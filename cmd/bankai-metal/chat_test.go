@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -104,17 +105,53 @@ func TestChatCommands(t *testing.T) {
 	require.Contains(t, errOut, "conversation cleared")
 }
 
-// TestChatContextFull: reaching the context limit ends the answer with a message, a message
-// that no longer fits asks for /clear, and after /clear the chat goes on.
+// TestChatContextFull: reaching the context limit ends the answer with a message; in a
+// terminal a message that no longer fits asks for /clear, piped it ends the chat with exit
+// status 1 (no answer line could be printed for it); after /clear the chat goes on.
 func TestChatContextFull(t *testing.T) {
 	model := synthGGUF(t)
-	in := "hi\nmore please\n/clear\nhi\n"
-	out, errOut := mustRun(t, in, "chat", "-m", model, "--temp", "0", "--ctx", "40")
-	require.Contains(t, errOut, "no longer fits the context of 40 tokens: /clear")
+	out, errOut, err := runCLI(t, "hi\nmore please\n/clear\nhi\n", "chat", "-m", model, "--temp", "0", "--ctx", "40")
+	require.Equal(t, 1, exitCode(err), "piped: a message that does not fit is an error")
+	require.ErrorContains(t, err, "no longer fits the context of 40 tokens")
 	answers := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	require.Len(t, answers, 2, "answers to the first and the last message: %q", out)
-	require.Equal(t, answers[0], answers[1], "after /clear the same greedy answer")
+	require.Len(t, answers, 1, "only the first message was answered: %q", out)
 	require.Contains(t, errOut, "context limit of 40 tokens is reached")
+
+	out2, _ := mustRun(t, "hi\n/clear\n/stats\nhi\n", "chat", "-m", model, "--temp", "0", "--ctx", "40")
+	lines := strings.Split(strings.TrimSuffix(out2, "\n"), "\n")
+	require.Equal(t, answers[0], lines[0])
+	require.Equal(t, answers[0], lines[len(lines)-1], "after /clear the same greedy answer")
+	require.Contains(t, out2, "context: 0 of 40 tokens", "/stats after /clear shows the context empty")
+}
+
+// TestChatPipedOneLinePerMessage: piped, each message (a multi-line one between \"\"\" lines
+// included) gives exactly one line on stdout, whatever the answer holds.
+func TestChatPipedOneLinePerMessage(t *testing.T) {
+	model := synthGGUF(t)
+	in := "one\n\"\"\"first line\nsecond line\n\"\"\"\n\"\"\"single\"\"\"\nthree\nfour\n"
+	out, _ := mustRun(t, in, "chat", "-m", model, "--temp", "1.5", "--seed", "5", "-n", "48")
+	require.Equal(t, 5, strings.Count(out, "\n"), "five messages, five lines: %q", out)
+
+	_, _, err := runCLI(t, "\"\"\"never\nclosed\n", "chat", "-m", model, "-n", "2")
+	require.ErrorContains(t, err, `the input ended inside a """ message`)
+}
+
+func TestEscapeLine(t *testing.T) {
+	require.Equal(t, `a\nb\\n\r`, escapeLine("a\nb\\n\r"))
+	require.Equal(t, "plain", escapeLine("plain"))
+}
+
+func TestReadMultiline(t *testing.T) {
+	in := pipeReader{bufio.NewReader(strings.NewReader("b\n  c\n\"\"\"\nafter\n"))}
+	msg, err := readMultiline(in, `"""a`)
+	require.NoError(t, err)
+	require.Equal(t, "a\nb\n  c", msg)
+	next, err := in.readLine()
+	require.NoError(t, err)
+	require.Equal(t, "after", next)
+	msg, err = readMultiline(in, `"""x"""`)
+	require.NoError(t, err)
+	require.Equal(t, "x", msg)
 }
 
 // TestChatThinkReuse: with thinking on, earlier reasoning is dropped from the re-rendered

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,9 @@ func loadModel(c *cli.Context) (*runtime.Model, error) {
 }
 
 // loadModelPatched loads the model and applies --patch files, returning the registry of
-// applied patches (for chat's /patch commands). Warnings go to stderr.
+// applied patches (for chat's /patch commands). A patched copy's note tells the registry
+// which patches the file already holds and which base they were made for. Warnings go to
+// stderr.
 func loadModelPatched(c *cli.Context) (*runtime.Model, *patch.Applied, error) {
 	m, err := loadPath(c.String("model"))
 	if err != nil {
@@ -75,6 +78,11 @@ func loadModelPatched(c *cli.Context) (*runtime.Model, *patch.Applied, error) {
 	}
 	m.Fingerprint() // of the unpatched model: patches are checked against it
 	applied := patch.NewApplied(m)
+	if note, err := patch.ParseNote(m.Source.PatchNote); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s: %v; ignoring it\n", m.Source.Path, err)
+	} else {
+		applied.Inherit(note)
+	}
 	for _, f := range c.StringSlice("patch") {
 		if err := applyPatchFile(c, applied, f); err != nil {
 			m.Close()
@@ -86,16 +94,22 @@ func loadModelPatched(c *cli.Context) (*runtime.Model, *patch.Applied, error) {
 
 // applyPatchFile loads a patch file and applies it, printing its warnings to stderr.
 func applyPatchFile(c *cli.Context, a *patch.Applied, file string) error {
+	_, err := applyPatch(a, file, c.Bool("force"), c.App.ErrWriter)
+	return err
+}
+
+// applyPatch loads a patch file and applies it, printing its warnings to w.
+func applyPatch(a *patch.Applied, file string, force bool, w io.Writer) (*patch.Patch, error) {
 	p, err := patch.Load(file)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n := len(a.Warnings())
-	if err := a.Apply(p, c.Bool("force")); err != nil {
-		return err
+	if err := a.Apply(p, force); err != nil {
+		return nil, err
 	}
-	for _, w := range a.Warnings()[n:] {
-		fmt.Fprintln(c.App.ErrWriter, "warning:", w)
+	for _, msg := range a.Warnings()[n:] {
+		fmt.Fprintln(w, "warning:", msg)
 	}
-	return nil
+	return p, nil
 }

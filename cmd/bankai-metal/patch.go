@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bankai-metal/bankai-metal/internal/fileid"
 	"github.com/bankai-metal/bankai-metal/patch"
 )
 
@@ -23,52 +23,11 @@ func patchCommand() *cli.Command {
 			"Examples:\n" +
 			"   bankai-metal patch info calculus_v1.json\n" +
 			"   bankai-metal patch apply -m Bonsai-8B.gguf -p fix.json -o Bonsai-8B-fixed.gguf\n" +
+			"   bankai-metal patch revert -m Bonsai-8B-fixed.gguf -p fix.json -o Bonsai-8B-again.gguf\n" +
 			"   bankai-metal patch verify -m Bonsai-8B-fixed.gguf -p fix.json\n" +
 			"   bankai-metal patch stack -o both.json a.json b.json\n" +
 			"   bankai-metal patch diff -m Bonsai-8B.gguf --to Bonsai-8B-fixed.gguf -o recovered.json",
-		Subcommands: []*cli.Command{patchApplyCommand(), patchVerifyCommand(), patchInfoCommand(), patchStackCommand(), patchDiffCommand()},
-	}
-}
-
-func patchApplyCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "apply",
-		Usage: "write a patched copy of a model (GGUF file or MLX directory); the input is never touched",
-		Flags: []cli.Flag{modelFlag,
-			&cli.StringSliceFlag{Name: "patch", Aliases: []string{"p"}, Required: true, Usage: "patch file (repeatable: patches stack)"},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "output file or directory (written atomically)"},
-			&cli.BoolFlag{Name: "force", Usage: "apply patches made for another model"}},
-		Action: func(c *cli.Context) error {
-			start := time.Now()
-			m, applied, err := loadModelPatched(c)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			type rec struct {
-				Name        string `json:"name"`
-				Fingerprint string `json:"fingerprint,omitempty"`
-				Flips       int    `json:"flips"`
-			}
-			note := struct {
-				Base    string `json:"base_fingerprint"`
-				Patches []rec  `json:"patches"`
-			}{Base: m.Fingerprint()}
-			for _, f := range c.StringSlice("patch") {
-				p, err := patch.Load(f)
-				if err != nil {
-					return err
-				}
-				note.Patches = append(note.Patches, rec{p.Name, p.Fingerprint, len(p.Flips)})
-			}
-			b, _ := json.Marshal(note)
-			if err := m.SaveCopy(c.String("out"), string(b)); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "applied %s to %s -> %s (%.2fs)\n", strings.Join(applied.List(), ", "),
-				m.Source.Path, c.String("out"), time.Since(start).Seconds())
-			return nil
-		},
+		Subcommands: []*cli.Command{patchApplyCommand(), patchRevertCommand(), patchVerifyCommand(), patchInfoCommand(), patchStackCommand(), patchDiffCommand()},
 	}
 }
 
@@ -156,8 +115,14 @@ func patchInfoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			info := map[string]any{"name": p.Name, "description": p.Description, "base_model": p.BaseModel,
-				"fingerprint": p.Fingerprint, "flips": len(p.Flips), "nominal": p.StatsNominal(), "metadata": p.Metadata}
+			id, err := p.ID()
+			if err != nil {
+				return err
+			}
+			nom := p.StatsNominal()
+			info := map[string]any{"name": p.Name, "id": id, "description": p.Description, "base_model": p.BaseModel,
+				"fingerprint": p.Fingerprint, "flips": len(p.Flips), "metadata": p.Metadata,
+				"nominal": map[string]int{"bits_flipped": nom.BitsFlipped, "size_bytes": nom.SizeBytes}}
 			kinds := map[string]int{}
 			hist := map[string]int{}
 			for _, f := range p.Flips {
@@ -188,6 +153,7 @@ func patchInfoCommand() *cli.Command {
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "name          %s\n", p.Name)
+			fmt.Fprintf(w, "id            %s (content hash of the flips)\n", id)
 			if p.Description != "" {
 				fmt.Fprintf(w, "description   %s\n", p.Description)
 			}
@@ -201,7 +167,6 @@ func patchInfoCommand() *cli.Command {
 			if b, ok := info["bits_flipped"]; ok {
 				fmt.Fprintf(w, "bits flipped  %v (exact)\n", b)
 			}
-			nom := p.StatsNominal()
 			fmt.Fprintf(w, "nominal       %d bits, %d bytes (upstream's 4096 bits and 12 bytes per flip)\n", nom.BitsFlipped, nom.SizeBytes)
 			fmt.Fprintf(w, "by layer      %s\n", joinCounts(hist))
 			return nil
@@ -232,6 +197,9 @@ func patchStackCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 2 {
 				return fmt.Errorf("patch stack: want at least two patch files")
+			}
+			if err := fileid.CheckOutput("-o", c.String("out"), c.Args().Slice()...); err != nil {
+				return err
 			}
 			var ps []*patch.Patch
 			for _, f := range c.Args().Slice() {
@@ -269,6 +237,9 @@ func patchDiffCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true},
 			&cli.StringFlag{Name: "name", Value: "diff"}},
 		Action: func(c *cli.Context) error {
+			if err := checkOutputOf(c, c.String("out"), c.String("to")); err != nil {
+				return err
+			}
 			a, err := loadModel(c)
 			if err != nil {
 				return err

@@ -68,9 +68,9 @@ func TestPatchApplyVerifyDiff(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "fix: applied\n", out)
 
-	// Applying the same patch to the patched copy is refused: its fingerprint differs.
+	// Applying the same patch to the patched copy is refused: its note records it.
 	_, _, err = runCLI(t, "", "patch", "apply", "-m", patched, "-p", pf, "-o", filepath.Join(dir, "twice.gguf"))
-	require.ErrorContains(t, err, "made for model")
+	require.ErrorContains(t, err, "already applied to this model file")
 	require.NoFileExists(t, filepath.Join(dir, "twice.gguf"))
 
 	// diff recovers the patch's flips exactly.

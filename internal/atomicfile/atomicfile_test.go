@@ -50,11 +50,16 @@ func TestWrite(t *testing.T) {
 	t.Run("rename fails", func(t *testing.T) {
 		sub := filepath.Join(dir, "sub")
 		require.NoError(t, os.MkdirAll(filepath.Join(sub, "taken", "child"), 0o755))
-		require.Error(t, WriteBytes(filepath.Join(sub, "taken"), []byte("x")), "renaming over a non-empty directory fails")
+		err := WriteBytes(filepath.Join(sub, "taken"), []byte("x"))
+		require.Error(t, err, "renaming over a non-empty directory fails")
+		require.ErrorContains(t, err, "cannot replace "+filepath.Join(sub, "taken"))
+		require.NotContains(t, err.Error(), ".tmp", "no temporary name in the message")
 		noTemp(t, sub)
 	})
 
 	t.Run("missing directory", func(t *testing.T) {
-		require.ErrorIs(t, WriteBytes(filepath.Join(dir, "nope", "f"), nil), os.ErrNotExist)
+		err := WriteBytes(filepath.Join(dir, "nope", "f"), nil)
+		require.ErrorIs(t, err, os.ErrNotExist)
+		require.NotContains(t, err.Error(), ".tmp")
 	})
 }
