@@ -137,6 +137,10 @@ func (s *session) Forward(tokens []int32, all bool) ([]float32, error) {
 		}
 		if count > 0 {
 			lg := floats(s.mem.logits.bytes())[:count*V]
+			if err := runtime.CheckLogits(lg, V, start+c0+first); err != nil {
+				s.n = start
+				return nil, err
+			}
 			if all {
 				copy(out[c0*V:], lg)
 			} else {

@@ -96,7 +96,7 @@ func Generate(ctx context.Context, s Session, tok *tokenizer.Tokenizer, prompt [
 		}
 		chunk := prompt[s.Len():min(len(prompt), s.Len()+PromptChunk)]
 		if logits, err = s.Forward(chunk, false); err != nil {
-			return st, fmt.Errorf("runtime: generate: prompt: %w", err)
+			return st, forwardError("prompt", err)
 		}
 		st.PromptTokens += len(chunk)
 	}
@@ -110,6 +110,10 @@ func Generate(ctx context.Context, s Session, tok *tokenizer.Tokenizer, prompt [
 		if ctx.Err() != nil {
 			st.Stop = StopCanceled
 			break
+		}
+		// Every backend's logits are checked here, so NaN never becomes a token (id 0, a NUL byte).
+		if err = CheckLogits(logits, len(logits), s.Len()-1); err != nil {
+			return st, err
 		}
 		var t int32
 		if opt.Sampler != nil {
@@ -143,7 +147,7 @@ func Generate(ctx context.Context, s Session, tok *tokenizer.Tokenizer, prompt [
 			break
 		}
 		if logits, err = s.Forward([]int32{t}, false); err != nil {
-			return st, fmt.Errorf("runtime: generate: token %d: %w", st.GenTokens, err)
+			return st, forwardError(fmt.Sprintf("token %d", st.GenTokens), err)
 		}
 	}
 	if text := dec.Flush(); text != "" {
@@ -152,6 +156,16 @@ func Generate(ctx context.Context, s Session, tok *tokenizer.Tokenizer, prompt [
 		}
 	}
 	return st, nil
+}
+
+// forwardError wraps an error of Session.Forward; a *LogitsError, which already says what
+// broke and where, is returned as it is.
+func forwardError(what string, err error) error {
+	var le *LogitsError
+	if errors.As(err, &le) {
+		return err
+	}
+	return fmt.Errorf("runtime: generate: %s: %w", what, err)
 }
 
 // argmax returns the index of the largest value, the lowest among ties (NaN never wins).

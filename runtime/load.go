@@ -65,11 +65,18 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 		}
 		return int(v), nil
 	}
+	// fl reads a float; a key that is present but not a number is an error, never the default.
+	var flErr error
 	fl := func(key string, def float64) float64 {
-		if v, ok := f.Float(arch + "." + key); ok {
-			return v
+		kv, ok := f.Get(arch + "." + key)
+		if !ok {
+			return def
 		}
-		return def
+		v, ok := f.Float(kv.Key)
+		if !ok && flErr == nil {
+			flErr = fmt.Errorf("metadata %s is a %s, want a number", kv.Key, kv.Type)
+		}
+		return v
 	}
 	var c Config
 	var err error
@@ -95,14 +102,15 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 	if c.Context, err = u("context_length", 0); err != nil {
 		return nil, err
 	}
-	c.RMSEps = float32(fl("attention.layer_norm_rms_epsilon", 1e-6))
+	d := declared{keys: ggufKeys, tokens: -1, scaleTensor: func(name string) string { return name }}
+	d.rmsEps = fl("attention.layer_norm_rms_epsilon", 1e-6)
+	c.RMSEps = float32(d.rmsEps)
 	c.Rope = cpu.Rope{Dim: c.HeadDim, Base: fl("rope.freq_base", 10000), BetaFast: 32, BetaSlow: 1}
 	if t, _ := f.String(arch + ".rope.scaling.type"); t == "yarn" {
+		d.yarn = true
 		c.Rope.Factor = fl("rope.scaling.factor", 0)
-		orig, _ := f.Uint(arch + ".rope.scaling.original_context_length")
-		c.Rope.OrigContext = int(orig)
-		if c.Rope.Factor <= 0 || orig == 0 || orig > 1<<24 {
-			return nil, fmt.Errorf("yarn rope scaling needs %s.rope.scaling.factor > 0 and .original_context_length (got %g, %d)", arch, c.Rope.Factor, orig)
+		if orig, ok := f.Uint(arch + ".rope.scaling.original_context_length"); ok {
+			c.Rope.OrigContext = int(min(orig, maxContext+1))
 		}
 		c.Rope.BetaFast = fl("rope.scaling.yarn_beta_fast", 32)
 		c.Rope.BetaSlow = fl("rope.scaling.yarn_beta_slow", 1)
@@ -110,8 +118,23 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 	} else if t != "" && t != "none" && t != "linear" {
 		return nil, fmt.Errorf("rope scaling %q is not supported", t)
 	}
+	if flErr != nil {
+		return nil, flErr
+	}
 	if v, ok := f.Uint(arch + ".rope.dimension_count"); ok && int(v) != c.HeadDim {
 		return nil, fmt.Errorf("partial rotary width %d (head dim %d) is not supported", v, c.HeadDim)
+	}
+	for _, key := range []string{"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"} {
+		if kv, ok := f.Get(key); ok {
+			id, ok := f.Int(key)
+			if !ok {
+				return nil, fmt.Errorf("metadata %s is a %s, want a token id", key, kv.Type)
+			}
+			d.ids = append(d.ids, declaredID{"metadata " + key, id})
+		}
+	}
+	if toks, ok := f.Strings("tokenizer.ggml.tokens"); ok {
+		d.tokens = len(toks)
 	}
 
 	types := map[string]int{}
@@ -139,7 +162,11 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 		if len(t.Dims) != 1 || t.Dims[0] != uint64(n) {
 			return nil, fmt.Errorf("tensor %s has shape %v, want [%d]", name, t.Dims, n)
 		}
-		return floats(name, t.Type.String(), f.Data(t), n)
+		v, err := floats(name, t.Type.String(), f.Data(t), n)
+		if err != nil {
+			return nil, err
+		}
+		return v, finiteVector(name, v)
 	}
 	m := &Model{Config: c}
 	if m.Embed, err = matrix("token_embd.weight", -1, c.Hidden); err != nil {
@@ -156,8 +183,10 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 	if m.OutNorm, err = vector("output_norm.weight", c.Hidden); err != nil {
 		return nil, err
 	}
-	m.Layers = make([]Layer, c.NLayers)
-	for l := range m.Layers {
+	// Grow the layers as their tensors are found: a block count far past what the file holds
+	// fails at the first missing tensor instead of allocating for it.
+	for l := 0; l < c.NLayers; l++ {
+		m.Layers = append(m.Layers, Layer{})
 		L := &m.Layers[l]
 		p := fmt.Sprintf("blk.%d.", l)
 		for _, v := range []struct {
@@ -177,7 +206,7 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 			}
 		}
 	}
-	if err := m.validate(); err != nil {
+	if err := m.validate(d); err != nil {
 		return nil, err
 	}
 	name, _ := f.String("general.name")
@@ -200,20 +229,6 @@ func (c Config) projShape(p Proj) (rows, cols int) {
 		return c.FFN, c.Hidden
 	}
 	return c.Hidden, c.FFN
-}
-
-func (m *Model) validate() error {
-	c := m.Config
-	if c.Heads%c.KVHeads != 0 {
-		return fmt.Errorf("%d query heads are not a multiple of %d kv heads", c.Heads, c.KVHeads)
-	}
-	if c.HeadDim%2 != 0 {
-		return fmt.Errorf("head dim %d is odd", c.HeadDim)
-	}
-	if c.Rope.Factor > 1 && c.Rope.OrigContext <= 0 {
-		return errors.New("yarn rope scaling without an original context length")
-	}
-	return nil
 }
 
 func (m *Model) checkTokens(tokens []int32) error {
@@ -284,10 +299,12 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 		c.HeadDim = c.Hidden / c.Heads
 	}
 	c.Context = mc.MaxPositionEmbeddings
-	c.RMSEps = float32(mc.RMSNormEps)
-	if c.RMSEps == 0 {
-		c.RMSEps = 1e-6
+	dc := declared{keys: mlxKeys, rmsEps: mc.RMSNormEps, tokens: -1, vocabSize: mc.VocabSize,
+		scaleTensor: func(name string) string { return name + ".biases" }}
+	if dc.rmsEps == 0 {
+		dc.rmsEps = 1e-6
 	}
+	c.RMSEps = float32(dc.rmsEps)
 	base := mc.RopeTheta
 	if base == 0 {
 		base = 10000
@@ -296,11 +313,14 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 	if rs := mc.RopeScaling; rs != nil {
 		switch rs.Type {
 		case "yarn":
+			dc.yarn = true
 			c.Rope.Factor, c.Rope.OrigContext = rs.Factor, rs.OriginalMaxPositionEmbeddings
-			if rs.BetaFast > 0 {
+			// Zero means absent (the default stays); anything else, negative included, is
+			// checked by validate like the GGUF values.
+			if rs.BetaFast != 0 {
 				c.Rope.BetaFast = rs.BetaFast
 			}
-			if rs.BetaSlow > 0 {
+			if rs.BetaSlow != 0 {
 				c.Rope.BetaSlow = rs.BetaSlow
 			}
 			c.Rope.AttnFactor = rs.AttentionFactor
@@ -310,6 +330,14 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 			}
 		default:
 			return nil, fmt.Errorf("config.json: rope scaling %q is not supported", rs.Type)
+		}
+	}
+	for _, s := range []struct {
+		key string
+		id  int
+	}{{"config.json bos_token_id", mc.BOSTokenID}, {"config.json eos_token_id", mc.EOSTokenID}} {
+		if s.id >= 0 {
+			dc.ids = append(dc.ids, declaredID{s.key, int64(s.id)})
 		}
 	}
 	m := &Model{Config: c}
@@ -331,7 +359,7 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 		if len(v) != n {
 			return nil, fmt.Errorf("tensor %s has %d elements, want %d (config.json)", name, len(v), n)
 		}
-		return v, nil
+		return v, finiteVector(name, v)
 	}
 	var err error
 	if m.Embed, err = matrix("model.embed_tokens", -1, c.Hidden); err != nil {
@@ -375,7 +403,7 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 			}
 		}
 	}
-	if err := m.validate(); err != nil {
+	if err := m.validate(dc); err != nil {
 		return nil, err
 	}
 	m.Source = Source{Format: "mlx", Size: d.Size, Name: filepath.Base(d.Dir),

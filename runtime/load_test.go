@@ -1,7 +1,10 @@
 package runtime_test
 
 import (
+	"encoding/binary"
+	"math"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -9,6 +12,7 @@ import (
 
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/gguf"
+	"github.com/bankai-metal/bankai-metal/runtime/q1"
 	"github.com/bankai-metal/bankai-metal/runtime/synth"
 )
 
@@ -66,6 +70,32 @@ func editTensor(name string, f func(*gguf.WriteTensor)) func([]gguf.WriteTensor)
 	}
 }
 
+// kvs applies several metadata edits in order.
+func kvs(edits ...func([]gguf.KV) []gguf.KV) func([]gguf.KV) []gguf.KV {
+	return func(kv []gguf.KV) []gguf.KV {
+		for _, e := range edits {
+			kv = e(kv)
+		}
+		return kv
+	}
+}
+
+// yarn declares valid YaRN scaling (factor 4, original context 16384), then applies edit.
+func yarn(edit func([]gguf.KV) []gguf.KV) func([]gguf.KV) []gguf.KV {
+	return kvs(setKV("qwen3.rope.scaling.type", "yarn"), setKV("qwen3.rope.scaling.factor", float32(4)),
+		setKV("qwen3.rope.scaling.original_context_length", uint32(16384)), edit)
+}
+
+// setF32 sets value i of an F32 vector.
+func setF32(i int, v float32) func(*gguf.WriteTensor) {
+	return func(w *gguf.WriteTensor) { binary.LittleEndian.PutUint32(w.Data[4*i:], math.Float32bits(v)) }
+}
+
+// setScale sets the fp16 scale d of Q1_0 block b (row-major: row r, group g is r*groups+g).
+func setScale(b int, bits uint16) func(*gguf.WriteTensor) {
+	return func(w *gguf.WriteTensor) { binary.LittleEndian.PutUint16(w.Data[b*q1.BlockBytes:], bits) }
+}
+
 func TestLoadRejectsBadModels(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -92,7 +122,46 @@ func TestLoadRejectsBadModels(t *testing.T) {
 			w.Data = w.Data[:len(w.Data)/2]
 		}), "tensor blk.1.ffn_up.weight has shape [128 192], want [128 384]"},
 		{"unsupported rope scaling", setKV("qwen3.rope.scaling.type", "longrope"), nil, `rope scaling "longrope" is not supported`},
-		{"yarn without original context", setKV("qwen3.rope.scaling.type", "yarn"), nil, "yarn rope scaling needs qwen3.rope.scaling.factor > 0"},
+		{"yarn without factor", setKV("qwen3.rope.scaling.type", "yarn"), nil,
+			"metadata qwen3.rope.scaling.factor is 0, want a finite number > 0 (yarn rope scaling)"},
+		{"yarn without original context", kvs(setKV("qwen3.rope.scaling.type", "yarn"), setKV("qwen3.rope.scaling.factor", float32(4))), nil,
+			"metadata qwen3.rope.scaling.original_context_length is 0 (0 when missing), want 1..16777216 (yarn rope scaling)"},
+		{"NaN yarn factor", yarn(setKV("qwen3.rope.scaling.factor", float32(math.NaN()))), nil,
+			"metadata qwen3.rope.scaling.factor is NaN, want a finite number > 0 (yarn rope scaling)"},
+		{"negative yarn beta", yarn(setKV("qwen3.rope.scaling.yarn_beta_fast", float32(-32))), nil,
+			"metadata qwen3.rope.scaling.yarn_beta_fast is -32, want a finite number > 0 (yarn rope scaling)"},
+		{"infinite yarn attn factor", yarn(setKV("qwen3.rope.scaling.attn_factor", float32(math.Inf(1)))), nil,
+			"metadata qwen3.rope.scaling.attn_factor is +Inf, want a finite number >= 0 (yarn rope scaling)"},
+		{"yarn with rope base 1", yarn(setKV("qwen3.rope.freq_base", float32(1))), nil,
+			"metadata qwen3.rope.freq_base is 1, which yarn rope scaling cannot use"},
+		{"NaN rms eps", setKV("qwen3.attention.layer_norm_rms_epsilon", float32(math.NaN())), nil,
+			"metadata qwen3.attention.layer_norm_rms_epsilon is NaN, want a finite number > 0"},
+		{"rms eps below float32", setKV("qwen3.attention.layer_norm_rms_epsilon", 1e-50), nil,
+			"metadata qwen3.attention.layer_norm_rms_epsilon is 1e-50, which float32 cannot hold"},
+		{"rms eps as a string", setKV("qwen3.attention.layer_norm_rms_epsilon", "1e-6"), nil,
+			"metadata qwen3.attention.layer_norm_rms_epsilon is a string, want a number"},
+		{"infinite rope base", setKV("qwen3.rope.freq_base", float32(math.Inf(1))), nil,
+			"metadata qwen3.rope.freq_base is +Inf, want a finite number > 0"},
+		{"zero rope base", setKV("qwen3.rope.freq_base", float32(0)), nil,
+			"metadata qwen3.rope.freq_base is 0, want a finite number > 0"},
+		{"eos id past the embedding", setKV("tokenizer.ggml.eos_token_id", uint32(264)), nil,
+			"metadata tokenizer.ggml.eos_token_id is 264, outside the 264 rows [0,264) of token_embd.weight"},
+		{"negative bos id", setKV("tokenizer.ggml.bos_token_id", int32(-5)), nil,
+			"metadata tokenizer.ggml.bos_token_id is -5, outside the 264 rows"},
+		{"padding id as a string", setKV("tokenizer.ggml.padding_token_id", "0"), nil,
+			"metadata tokenizer.ggml.padding_token_id is a string, want a token id"},
+		{"more tokens than rows", setKV("tokenizer.ggml.tokens", make([]string, 300)), nil,
+			"metadata tokenizer.ggml.tokens has 300 tokens but token_embd.weight has only 264 rows"},
+		{"NaN in a norm", nil, editTensor("blk.1.attn_q_norm.weight", setF32(5, float32(math.NaN()))),
+			"tensor blk.1.attn_q_norm.weight: value 5 of 64 is NaN; norm weights must be finite"},
+		{"infinity in the output norm", nil, editTensor("output_norm.weight", setF32(127, float32(math.Inf(-1)))),
+			"tensor output_norm.weight: value 127 of 128 is -Inf; norm weights must be finite"},
+		{"NaN scale", nil, editTensor("blk.0.ffn_up.weight", setScale(3*1+0, 0x7e00)),
+			"tensor blk.0.ffn_up.weight: row 3, group 0: scale is NaN (bits 0x7e00); every scale must be finite"},
+		{"infinite embedding scale", nil, editTensor("token_embd.weight", setScale(263, 0xfc00)),
+			"tensor token_embd.weight: row 263, group 0: scale is -Inf (bits 0xfc00)"},
+		{"infinite scale in the LM head", nil, editTensor("output.weight", setScale(7, 0x7c00)),
+			"tensor output.weight: row 7, group 0: scale is +Inf (bits 0x7c00)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -106,6 +175,18 @@ func TestLoadRejectsBadModels(t *testing.T) {
 			require.True(t, strings.HasPrefix(err.Error(), "model: "), err.Error())
 		})
 	}
+}
+
+// TestLoadBoundsAllocation checks that a block count far past the tensors in the file fails
+// without allocating for the layers it claims (16M layers would be gigabytes).
+func TestLoadBoundsAllocation(t *testing.T) {
+	p := writeVariant(t, setKV("qwen3.block_count", uint32(1<<24)), nil)
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	_, err := runtime.Load(p)
+	goruntime.ReadMemStats(&after)
+	require.ErrorContains(t, err, "missing tensor blk.2.attn_norm.weight")
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated")
 }
 
 func TestForwardRejectsBadTokens(t *testing.T) {

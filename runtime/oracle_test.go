@@ -137,6 +137,7 @@ func loadModel(t *testing.T, path string) *runtime.Model {
 }
 
 func TestOracleLogprobs(t *testing.T) {
+	testenv.SkipShort(t)
 	cases := []struct {
 		model, oracle string
 		tol           tolerance

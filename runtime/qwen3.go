@@ -144,6 +144,7 @@ func newBuffers(m *Model, n int) *buffers {
 
 // Forward runs tokens through the model after what the cache holds, commits them to the
 // cache and returns the logits of the last token (Vocab), or of every token (n, Vocab) if all.
+// Logits that are NaN or infinite fail with a *LogitsError and leave the cache as it was.
 func (m *Model) Forward(c *KVCache, tokens []int32, all bool) ([]float32, error) {
 	if err := c.check(len(tokens)); err != nil {
 		return nil, err
@@ -151,16 +152,20 @@ func (m *Model) Forward(c *KVCache, tokens []int32, all bool) ([]float32, error)
 	if err := m.checkTokens(tokens); err != nil {
 		return nil, err
 	}
-	n := len(tokens)
+	n, pos0 := len(tokens), c.Len()
 	x := make([]float32, n*m.Hidden) // (n, Hidden): the residual stream
 	m.Embedding(tokens, x)
 	m.RunLayers(0, len(m.Layers), x, []Seq{{N: n, Cache: c}}, nil)
-	c.Commit(n)
+	rows, first := n, pos0
 	if !all {
 		x = x[(n-1)*m.Hidden:]
-		n = 1
+		rows, first = 1, pos0+n-1
 	}
-	out := make([]float32, n*m.Vocab)
-	m.Logits(x, n, out)
+	out := make([]float32, rows*m.Vocab) // (rows, Vocab)
+	m.Logits(x, rows, out)
+	if err := CheckLogits(out, m.Vocab, first); err != nil {
+		return nil, err // not committed: the keys appended by RunLayers are overwritten next time
+	}
+	c.Commit(n)
 	return out, nil
 }

@@ -106,3 +106,12 @@ func (g gzipFile) Close() error {
 	}
 	return err
 }
+
+// SkipShort skips a slow test under -short. `make test` runs every test in full and then the
+// race detector over the -short set, so a test skipped here still runs once, without -race.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("slow: runs in the full go test, skipped under -short (the race-detector pass)")
+	}
+}

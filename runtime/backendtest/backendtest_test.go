@@ -69,6 +69,7 @@ var models = []model{
 
 // TestModels compares every backend's logits with the CPU reference on every test model.
 func TestModels(t *testing.T) {
+	testenv.SkipShort(t)
 	for _, tm := range models {
 		t.Run(tm.name, func(t *testing.T) {
 			m := tm.load(t)

@@ -306,8 +306,17 @@ func bindMatrix(prefix string, w, s, b *Tensor) (*q1.Matrix, error) {
 	for i := 0; i < rows*groups; i++ {
 		sv := decode(uint16(s.Data[2*i]) | uint16(s.Data[2*i+1])<<8)
 		bv := decode(uint16(b.Data[2*i]) | uint16(b.Data[2*i+1])<<8)
+		for _, v := range []struct {
+			t *Tensor
+			x float32
+		}{{s, sv}, {b, bv}} {
+			if v.x-v.x != 0 { // NaN or ±Inf
+				return nil, fmt.Errorf("mlx: tensor %q: row %d group %d: value is %g; every scale and bias must be finite: %w",
+					v.t.Name, i/groups, i%groups, v.x, ErrFormat)
+			}
+		}
 		// Halving a 16-bit float is exact in float32, so this is an exact comparison.
-		if bv != -sv/2 || math.IsInf(float64(sv), 0) {
+		if bv != -sv/2 {
 			return nil, fmt.Errorf("mlx: tensor %q: row %d group %d: bias %g != -scale/2 (scale %g); "+
 				"affine 1-bit groups are refused because flipping their bits does not negate the weight: %w",
 				b.Name, i/groups, i%groups, bv, sv, ErrUnsupported)

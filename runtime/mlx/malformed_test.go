@@ -29,6 +29,14 @@ func TestOpenMalformed(t *testing.T) {
 			d := -q1.F16ToF32(binary.LittleEndian.Uint16(b.Data[2*i:]))
 			binary.LittleEndian.PutUint16(b.Data[2*i:], q1.F32ToF16(-0.75*d))
 		}, want: []string{`tensor "` + down + `.biases": row 3 group 1: bias`, "!= -scale/2", "affine"}, sent: ErrUnsupported},
+		{name: "NaN scale", break_: func(t *testing.T, m *tinyModel) {
+			// row 3, group 1: NaN in both, so only the finiteness check can catch it
+			binary.LittleEndian.PutUint16(m.tensor(down + ".scales").Data[2*(3*2+1):], 0x7e00)
+			binary.LittleEndian.PutUint16(m.tensor(down + ".biases").Data[2*(3*2+1):], 0x7e00)
+		}, want: []string{`tensor "` + down + `.scales": row 3 group 1: value is NaN; every scale and bias must be finite`}, sent: ErrFormat},
+		{name: "infinite bias", break_: func(t *testing.T, m *tinyModel) {
+			binary.LittleEndian.PutUint16(m.tensor("lm_head.biases").Data, 0xfc00) // -Inf, row 0 group 0
+		}, want: []string{`tensor "lm_head.biases": row 0 group 0: value is -Inf; every scale and bias must be finite`}, sent: ErrFormat},
 		{name: "bits 2", break_: func(t *testing.T, m *tinyModel) { m.cfg.Quantization.Bits = 2 },
 			want: []string{"quantization.bits is 2"}, sent: ErrUnsupported},
 		{name: "group size 64", break_: func(t *testing.T, m *tinyModel) { m.cfg.Quantization.GroupSize = 64 },

@@ -58,7 +58,8 @@ var Presets = map[string]func() Spec{"tiny": Tiny, "8b": Bonsai8B, "4b": Bonsai4
 func (s Spec) Validate() error {
 	switch {
 	case s.Layers <= 0 || s.Hidden <= 0 || s.FFN <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.HeadDim <= 0:
-		return fmt.Errorf("synth: sizes must be positive: %+v", s)
+		return fmt.Errorf("synth: sizes must be positive: layers %d, hidden %d, ffn %d, heads %d, kv heads %d, head dim %d",
+			s.Layers, s.Hidden, s.FFN, s.Heads, s.KVHeads, s.HeadDim)
 	case s.Hidden%q1.GroupSize != 0 || s.FFN%q1.GroupSize != 0 || (s.Heads*s.HeadDim)%q1.GroupSize != 0:
 		return fmt.Errorf("synth: hidden %d, ffn %d and heads*head_dim %d must be multiples of 128", s.Hidden, s.FFN, s.Heads*s.HeadDim)
 	case s.Heads%s.KVHeads != 0:

@@ -46,3 +46,12 @@ func TestSpecsLoad(t *testing.T) {
 	}
 	require.Error(t, synth.Spec{Layers: 1, Hidden: 100, FFN: 128, Heads: 1, KVHeads: 1, HeadDim: 64, Vocab: 300}.Validate())
 }
+
+// A bad shape is reported in the user's words (sizes by name), not as a Go struct dump.
+func TestValidateNamesSizes(t *testing.T) {
+	s := synth.Tiny()
+	s.Layers = -1
+	err := s.Validate()
+	require.ErrorContains(t, err, "layers -1")
+	require.NotContains(t, err.Error(), "{")
+}

@@ -148,7 +148,7 @@ func (s Spec) WriteMLX(dir string) error {
 	if s.Yarn {
 		cfg.RopeScaling = &mlx.RopeScaling{Type: "yarn", Factor: 4, OriginalMaxPositionEmbeddings: 16384}
 	}
-	tj, tc, err := s.tokenizerJSON()
+	tj, tc, err := s.TokenizerJSON()
 	if err != nil {
 		return err
 	}
@@ -158,8 +158,9 @@ func (s Spec) WriteMLX(dir string) error {
 	return mlx.WriteDir(filepath.Clean(dir), cfg, ts, tj, tc)
 }
 
-// tokenizerJSON renders the synthetic vocabulary in Hugging Face tokenizer.json form.
-func (s Spec) tokenizerJSON() (tok, cfg []byte, err error) {
+// TokenizerJSON renders the synthetic vocabulary as Hugging Face tokenizer.json and
+// tokenizer_config.json files (what WriteMLX writes beside the weights).
+func (s Spec) TokenizerJSON() (tok, cfg []byte, err error) {
 	tokens, types, merges := Vocabulary(s.Vocab)
 	vocab := map[string]int{}
 	var added []map[string]any

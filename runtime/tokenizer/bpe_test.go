@@ -10,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
+	"github.com/bankai-metal/bankai-metal/runtime/synth"
 )
 
 // naiveBPE is the textbook merge loop: repeatedly merge the leftmost adjacent pair of lowest
@@ -74,13 +77,29 @@ func TestBPEMatchesNaive(t *testing.T) {
 }
 
 // FuzzEncode checks that Decode(Encode(s, false)) == NFC(s) for valid UTF-8 without
-// special-token text, and that encoding never panics.
+// special-token text, and that encoding never panics, with the full Qwen3 vocabulary when
+// ../shared has it and the synthetic byte-level one otherwise (never skipped).
 func FuzzEncode(f *testing.F) {
-	for _, c := range loadEncodeCases(f) {
-		f.Add(c.Text)
+	if p, ok := testenv.Lookup(f, "tokenizer", "encode-cases.json"); ok {
+		var cases struct{ Cases []encodeCase }
+		testenv.ReadJSON(f, p, &cases)
+		for _, c := range cases.Cases {
+			f.Add(c.Text)
+		}
 	}
-	f.Add("\xff\xfe invalid \xc3")
-	tok := qwenFromGGUF(f)
+	for _, s := range []string{"\xff\xfe invalid \xc3", "Hello, world!\n\tThe  cats' 123 café\r\n",
+		"日本語のテキスト 🙂 e\u0301", "<think>\n</think> <|im_start|>user"} {
+		f.Add(s)
+	}
+	var tok *Tokenizer
+	if _, ok := testenv.Lookup(f, "oracle", "qwen3vocab-q1.gguf"); ok {
+		tok = qwenFromGGUF(f)
+	} else {
+		toks, types, merges := synth.Vocabulary(synth.TinyVocab)
+		var err error
+		tok, err = New(toks, types, merges, Options{BOS: -1, EOS: synth.TokImEnd, PAD: -1})
+		require.NoError(f, err)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		special := tok.Encode(s, true)
 		plain := tok.Encode(s, false)

@@ -57,12 +57,22 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		if id < 0 || id >= int64(n) {
 			return nil, fmt.Errorf("tokenizer: tokenizer.json: vocab %q: id %d outside [0, %d)", s, id, n)
 		}
+		if types[id] != int32(TypeUndefined) {
+			a, b := min(s, tokens[id]), max(s, tokens[id]) // map order is random; the message is not
+			return nil, fmt.Errorf("tokenizer: tokenizer.json: vocab %q and %q both have id %d", a, b, id)
+		}
 		tokens[id], types[id] = s, int32(TypeNormal)
 		maxID = max(maxID, id)
 	}
 	for _, a := range hf.AddedTokens {
 		if a.ID < 0 || a.ID >= int64(n) {
 			return nil, fmt.Errorf("tokenizer: tokenizer.json: added token %q: id %d outside [0, %d)", a.Content, a.ID, n)
+		}
+		// An added token may repeat a vocab entry (same id, same text); any other reuse of an
+		// id would silently replace a token.
+		if types[a.ID] != int32(TypeUndefined) && tokens[a.ID] != a.Content {
+			return nil, fmt.Errorf("tokenizer: tokenizer.json: added token %q has id %d, which %q already has",
+				a.Content, a.ID, tokens[a.ID])
 		}
 		ty := TypeUserDefined
 		if a.Special || (strings.HasPrefix(a.Content, "<|") && strings.HasSuffix(a.Content, "|>")) {

@@ -47,7 +47,7 @@ func TestNewErrors(t *testing.T) {
 
 // miniJSON returns a small valid tokenizer.json (the 256 byte tokens, "a b" -> "ab", "<|x|>"
 // added special, "<y>" added non-special) with one field replaced to make it invalid.
-func miniJSON(t *testing.T, field string, value any) []byte {
+func miniJSON(t testing.TB, field string, value any) []byte {
 	vocab := map[string]int{}
 	for i, s := range byteTokens() {
 		vocab[s] = i
@@ -104,14 +104,61 @@ func TestFromJSONSmall(t *testing.T) {
 }
 
 // TestNewOddVocab covers byte tokens "<0xAB>", merges whose parts are missing (ignored) and
-// bytes without a token (dropped, as HF's BPE does without an unknown token).
+// merges that would turn text into a control token (ignored too).
 func TestNewOddVocab(t *testing.T) {
-	toks := []string{"a", "b", "ab", "<0x0A>", "<ctl>"}
-	types := []int32{1, 1, 1, int32(TypeByte), int32(TypeControl)}
-	tok, err := New(toks, types, []string{"a b", "a zz", "b a"}, Options{BOS: -1, EOS: 4, PAD: -1})
+	toks := append(byteTokens(), "ab", "<0x0A>", "<ctl>", "ba")
+	types := make([]int32, len(toks))
+	for i := range types {
+		types[i] = int32(TypeNormal)
+	}
+	types[257], types[258], types[259] = int32(TypeByte), int32(TypeControl), int32(TypeControl)
+	tok, err := New(toks, types, []string{"a b", "a zz", "b a"}, Options{BOS: -1, EOS: 258, PAD: -1})
 	require.NoError(t, err)
 	require.Len(t, tok.merges, 1)
-	require.Equal(t, []byte("\nab<ctl>"), tok.Decode([]int32{3, 2, 4}))
-	require.Equal(t, []int32{2, 0, 4}, tok.Encode("abxa<ctl>", true))
-	require.True(t, tok.IsEOG(4))
+	require.Equal(t, []byte("\nab<ctl>"), tok.Decode([]int32{257, 256, 258}))
+	require.Equal(t, []int32{256, 'x', 258}, tok.Encode("abx<ctl>", true))
+	require.Equal(t, []int32{'b', 'a'}, tok.Encode("ba", false), `the merge "b a" would make control token "ba"`)
+	require.True(t, tok.IsEOG(258))
+}
+
+// TestNewRefusesLossyVocab checks that a vocabulary that would drop or alter text is refused
+// at load, naming the byte or the tokens.
+func TestNewRefusesLossyVocab(t *testing.T) {
+	opt := Options{BOS: -1, EOS: -1, PAD: -1}
+	noNewline := byteTokens()
+	noNewline['\n'] = "[gone]"
+	_, err := New(noNewline, nil, nil, opt)
+	require.EqualError(t, err, `tokenizer: no token for byte 0x0a ("Ċ" in the byte-level alphabet); a vocabulary must hold all 256 byte tokens`)
+
+	types := make([]int32, 256)
+	types[' '] = int32(TypeControl)
+	_, err = New(byteTokens(), types, nil, opt)
+	require.EqualError(t, err, `tokenizer: byte 0x20: token 32 "Ġ" has type 3, want 1 (normal)`)
+
+	_, err = New(append(byteTokens(), "ab", "ab"), nil, nil, opt)
+	require.EqualError(t, err, `tokenizer: tokens 256 and 257 are both "ab"; every token must be unique`)
+	_, err = New(append(byteTokens(), "a"), nil, nil, opt)
+	require.EqualError(t, err, `tokenizer: tokens 97 and 256 are both "a"; every token must be unique`)
+}
+
+// TestFromJSONRefusesDuplicateIDs checks that two tokens with one id are refused, in the
+// vocabulary or between it and an added token, while an added token repeating its vocabulary
+// entry is accepted.
+func TestFromJSONRefusesDuplicateIDs(t *testing.T) {
+	vocab := map[string]int{}
+	for i, s := range byteTokens() {
+		vocab[s] = i
+	}
+	vocab["ab"], vocab["cd"] = 256, 256
+	_, err := FromJSON(miniJSON(t, "vocab", vocab), nil)
+	require.EqualError(t, err, `tokenizer: tokenizer.json: vocab "ab" and "cd" both have id 256`)
+
+	_, err = FromJSON(miniJSON(t, "added", 97), nil) // "<z>" on top of "a"
+	require.EqualError(t, err, `tokenizer: tokenizer.json: added token "<z>" has id 97, which "a" already has`)
+
+	delete(vocab, "cd")
+	vocab["<|x|>"] = 257 // the added special token, also in the vocabulary
+	tok, err := FromJSON(miniJSON(t, "vocab", vocab), nil)
+	require.NoError(t, err)
+	require.Equal(t, TypeControl, tok.Type(257))
 }

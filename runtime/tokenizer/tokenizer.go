@@ -117,23 +117,35 @@ func build(tokens []string, types []int32, merges [][2]string, opt Options) (*To
 		if types != nil && types[i] != int32(TypeUndefined) {
 			t.types[i] = TokenType(types[i])
 		}
-		if _, dup := t.ids[s]; !dup && s != "" {
+		if first, dup := t.ids[s]; dup {
+			return nil, fmt.Errorf("tokenizer: tokens %d and %d are both %q; every token must be unique", first, i, s)
+		} else if s != "" {
 			t.ids[s] = int32(i)
 		}
 		t.bytes = append(t.bytes, t.decodeToken(int32(i))...)
 		t.offsets[i+1] = uint32(len(t.bytes))
 	}
+	// Every byte must have its normal token, or text holding it could not be encoded (and
+	// would be dropped): a vocabulary without one is refused here, not discovered in Encode.
 	for b := range t.byteID {
-		t.byteID[b] = -1
-		if id, ok := t.ids[string(byteToRune[b])]; ok {
-			t.byteID[b] = id
+		ch := string(byteToRune[b])
+		id, ok := t.ids[ch]
+		if !ok {
+			return nil, fmt.Errorf("tokenizer: no token for byte %#02x (%q in the byte-level alphabet); "+
+				"a vocabulary must hold all 256 byte tokens", b, ch)
 		}
+		if t.types[id] != TypeNormal {
+			return nil, fmt.Errorf("tokenizer: byte %#02x: token %d %q has type %d, want %d (normal)", b, id, ch, t.types[id], TypeNormal)
+		}
+		t.byteID[b] = id
 	}
 	for rank, p := range merges {
 		l, okL := t.ids[p[0]]
 		r, okR := t.ids[p[1]]
 		m, okM := t.ids[p[0]+p[1]]
-		if !okL || !okR || !okM {
+		// Merges whose parts or result are missing are ignored; so are those that would make a
+		// control or other non-normal token out of plain text, which would decode differently.
+		if !okL || !okR || !okM || t.types[m] != TypeNormal {
 			continue
 		}
 		if _, dup := t.merges[pairKey(l, r)]; !dup {
