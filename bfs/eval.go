@@ -25,18 +25,20 @@ type EvalOptions struct {
 
 // ProbeEval is one probe before and after the patch.
 type ProbeEval struct {
-	Set              string  `json:"set"`
-	Name             string  `json:"name"`
-	Category         string  `json:"category"`
-	Base             float64 `json:"base"`    // metric gap without the patch
-	Patched          float64 `json:"patched"` // metric gap with it
-	Delta            float64 `json:"delta"`
-	BaseText         string  `json:"base_text,omitempty"` // greedy answers
-	PatchedText      string  `json:"patched_text,omitempty"`
-	BaseCorrect      bool    `json:"base_correct"`
-	PatchedCorrect   bool    `json:"patched_correct"`
-	BaseSaidWrong    bool    `json:"base_said_wrong,omitempty"`
-	PatchedSaidWrong bool    `json:"patched_said_wrong,omitempty"`
+	Set         string  `json:"set"`
+	Name        string  `json:"name"`
+	Category    string  `json:"category"`
+	Base        float64 `json:"base"`    // metric gap without the patch
+	Patched     float64 `json:"patched"` // metric gap with it
+	Delta       float64 `json:"delta"`
+	BaseText    string  `json:"base_text,omitempty"` // greedy answers
+	PatchedText string  `json:"patched_text,omitempty"`
+	// BaseCorrect and PatchedCorrect say whether the probe is right: by the greedy answer when
+	// EvalOptions.Greedy is set, else by the sign of the gap (right means gap > 0).
+	BaseCorrect      bool `json:"base_correct"`
+	PatchedCorrect   bool `json:"patched_correct"`
+	BaseSaidWrong    bool `json:"base_said_wrong,omitempty"`
+	PatchedSaidWrong bool `json:"patched_said_wrong,omitempty"`
 }
 
 // Counts tallies right/wrong transitions (upstream §5.3/§5.4): fixed = wrong → right,
@@ -100,6 +102,18 @@ func Eval(ctx context.Context, b runtime.Backend, opts EvalOptions) (*EvalReport
 		}
 		tok = t
 	}
+	greedy := 0
+	if opts.Greedy {
+		if opts.MaxTokens < 0 {
+			return nil, fmt.Errorf("bfs: eval: %d greedy tokens: want 1 or more (0: %d)", opts.MaxTokens, MaxGreedyTokens)
+		}
+		if greedy = opts.MaxTokens; greedy == 0 {
+			greedy = MaxGreedyTokens
+		}
+	}
+	if err := CheckProbeLengths(tok, opts.Sets, b.Model().Context, greedy); err != nil {
+		return nil, err
+	}
 	rep := &EvalReport{Metric: opts.Metric, Flips: len(opts.Flips), Probes: make([]ProbeEval, len(probes))}
 	i := 0
 	for _, s := range opts.Sets {
@@ -161,6 +175,12 @@ func Eval(ctx context.Context, b runtime.Backend, opts EvalOptions) (*EvalReport
 		before[i], after[i] = pe.Base > 0, pe.Patched > 0
 	}
 	rep.Gap = CountChanges(before, after)
+	if !opts.Greedy {
+		// Without greedy answers, right means a positive gap, as in the Gap counts.
+		for i := range rep.Probes {
+			rep.Probes[i].BaseCorrect, rep.Probes[i].PatchedCorrect = before[i], after[i]
+		}
+	}
 	if opts.Greedy {
 		for i, pe := range rep.Probes {
 			before[i], after[i] = pe.BaseCorrect, pe.PatchedCorrect

@@ -68,3 +68,23 @@ func TestEval(t *testing.T) {
 	_, err = json.Marshal(rep)
 	require.NoError(t, err)
 }
+
+// TestEvalCorrectWithoutGreedy: without greedy answers, base_correct and patched_correct follow
+// the sign of the gaps, as the table and the gap counts do (they used to be always false).
+func TestEvalCorrectWithoutGreedy(t *testing.T) {
+	m := tinyModel(t, 2)
+	flips := []patch.Flip{patch.RowFlip(1, "up_proj", 3), patch.RowFlip(0, "gate_proj", 9)}
+	rep, err := Eval(context.Background(), runtime.NewCPU(m), EvalOptions{Metric: MetricSeqLogprob, Tokenizer: tinyTok(t),
+		Sets: []*ProbeSet{smallTarget(), smallControl()}, Flips: flips})
+	require.NoError(t, err)
+	right := 0
+	for _, pe := range rep.Probes {
+		require.Equal(t, pe.Base > 0, pe.BaseCorrect, pe.Name)
+		require.Equal(t, pe.Patched > 0, pe.PatchedCorrect, pe.Name)
+		if pe.BaseCorrect {
+			right++
+		}
+	}
+	require.Equal(t, rep.Gap.Before, right)
+	require.Positive(t, right+rep.Gap.After, "some probe is right, so the check can fail")
+}

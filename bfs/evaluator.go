@@ -68,6 +68,11 @@ func NewEvaluator(b runtime.Backend, probes []Probe, cfg EvaluatorConfig) (*Eval
 	if len(probes) == 0 {
 		return nil, fmt.Errorf("bfs: evaluator: no probes")
 	}
+	// Every probe is checked against the context, and all of them together against
+	// MaxProbeTokens, before any work (search and scan build their evaluators here).
+	if err := CheckProbeLengths(tok, []*ProbeSet{{Name: "targets, then controls", Probes: probes}}, m.Context, 0); err != nil {
+		return nil, err
+	}
 	e := &Evaluator{b: b, m: m, metric: cfg.Metric, probes: slices.Clone(probes), cache: map[int][3][]float32{}}
 	if be, ok := b.(BatchEvaluator); ok {
 		e.run = be
@@ -234,7 +239,10 @@ func (e *Evaluator) Score(ctx context.Context, flips []patch.Flip, probes []int)
 		if err := e.runPhases([]int{start, e.m.NumLayers()}, x, k, probes, run, nil); err != nil {
 			return nil, err
 		}
-		sc := e.headScores(x, k, probes, off, per)
+		sc, err := e.headScores(x, k, probes, off, per)
+		if err != nil {
+			return nil, err
+		}
 		for c, fi := range batch {
 			out[fi] = sc[c]
 		}
@@ -322,7 +330,11 @@ func (e *Evaluator) refresh(from int) error {
 	for l, c := range fresh {
 		e.cache[l] = c
 	}
-	e.scores = e.headScores(x, 1, e.all, e.off, e.rows)[0]
+	sc, err := e.headScores(x, 1, e.all, e.off, e.rows)
+	if err != nil {
+		return err
+	}
+	e.scores = sc[0]
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
@@ -40,6 +41,7 @@ func someFlips(m *runtime.Model, layers []int) []patch.Flip {
 }
 
 func TestEvaluatorMatchesNaive(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 2)
 	tok := tinyTok(t)
 	probes := allProbes(mustSet(t, "math"), mustSet(t, "code"))[4:8]
@@ -84,6 +86,7 @@ func TestEvaluatorMatchesNaive(t *testing.T) {
 }
 
 func TestEvaluatorApplyRefresh(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 3)
 	tok := tinyTok(t)
 	probes := mustSet(t, "math").Probes
@@ -106,6 +109,7 @@ func TestEvaluatorApplyRefresh(t *testing.T) {
 // TestScoresBatchInvariant checks that scores are bit-identical whatever the batch bound, the
 // probe subset and the thread count.
 func TestScoresBatchInvariant(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 2)
 	tok := tinyTok(t)
 	probes := allProbes(mustSet(t, "math"), mustSet(t, "knowledge"))[3:9]

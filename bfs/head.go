@@ -1,6 +1,8 @@
 package bfs
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/bankai-metal/bankai-metal/runtime"
@@ -35,7 +37,8 @@ func headRows(out *q1.Matrix, ids map[int32]bool) (*q1.Matrix, map[int32]int) {
 // by off and per (see layout). It returns (k, n_probes) scores. Each distinct row read goes
 // through the final norm and the LM head once: the token_gap pairs' rows of the compact head, or
 // the whole vocabulary with one log-sum-exp per row for seq_logprob. Sums run in read order.
-func (e *Evaluator) headScores(x [3][]float32, k int, probes []int, off [3][]int, per [3]int) [][]float64 {
+// A NaN or infinite logit is an error: a score computed from it would be meaningless.
+func (e *Evaluator) headScores(x [3][]float32, k int, probes []int, off [3][]int, per [3]int) ([][]float64, error) {
 	D := e.m.Hidden
 	type src struct{ ph, row int }
 	var rows []src   // distinct rows read, in read order
@@ -70,6 +73,11 @@ func (e *Evaluator) headScores(x [3][]float32, k int, probes []int, off [3][]int
 		}
 		cpu.RMSNorm(h[:n*D], h[:n*D], e.m.OutNorm, e.m.RMSEps)
 		cpu.MatMul(head, h, n, logits)
+		if err := runtime.CheckLogits(logits[:n*width], width, 0); err != nil {
+			var le *runtime.LogitsError
+			errors.As(err, &le)
+			return nil, fmt.Errorf("bfs: the forward pass produced a %g logit: the model's activations overflow float32", le.Value)
+		}
 		if e.metric == MetricSeqLogprob {
 			for i := 0; i < n; i++ {
 				lse[i] = runtime.LogSumExp(logits[i*width : (i+1)*width])
@@ -98,5 +106,5 @@ func (e *Evaluator) headScores(x [3][]float32, k int, probes []int, off [3][]int
 			out[c][j] = side[0] - side[1]
 		}
 	}
-	return out
+	return out, nil
 }

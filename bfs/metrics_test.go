@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
 )
@@ -223,6 +224,7 @@ func TestPoolExhaustion(t *testing.T) {
 
 // TestSearchPoolExhausted: a pool smaller than the iteration budget ends the search early.
 func TestSearchPoolExhausted(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 2)
 	o := DefaultSearchOptions()
 	o.Target = []*ProbeSet{{Name: "t", Probes: smallTarget().Probes[:2]}}

@@ -32,8 +32,9 @@ type ProbeSet struct {
 	Probes []Probe `json:"probes"`
 }
 
-// MaxProbeFileSize bounds a probe file.
-const MaxProbeFileSize = 16 << 20
+// MaxProbeFileSize bounds a probe file. The built-in sets are under 10 KB, and all probes of a
+// run together are bounded by MaxProbeTokens anyway.
+const MaxProbeFileSize = 4 << 20
 
 //go:embed probes/*.json
 var builtinFS embed.FS
@@ -73,9 +74,12 @@ func LoadProbes(nameOrPath string) (*ProbeSet, error) {
 		return nil, fmt.Errorf("bfs: probes: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("bfs: probes %s: a directory, want a JSON file of probes", nameOrPath)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxProbeFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("bfs: probes: read %s: %w", nameOrPath, err)
+		return nil, fmt.Errorf("bfs: probes %s: %w", nameOrPath, err)
 	}
 	set, err := parseProbes(data, nameOrPath)
 	if err != nil {
@@ -117,12 +121,12 @@ func parseProbes(data []byte, source string) (*ProbeSet, error) {
 		return fmt.Errorf("bfs: probes %s: "+format, append([]any{source}, a...)...)
 	}
 	if len(data) > MaxProbeFileSize {
-		return nil, fail("file larger than %d bytes", MaxProbeFileSize)
+		return nil, fail("file larger than %d MiB", MaxProbeFileSize>>20)
 	}
 	var raw []json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
-		return nil, fail("want a JSON array of probe objects: %v", err)
+		return nil, fail("%s", jsonProblem(err, "a JSON array of probe objects"))
 	}
 	if dec.More() {
 		return nil, fail("trailing data after the array")
@@ -151,6 +155,24 @@ func parseProbes(data []byte, source string) (*ProbeSet, error) {
 		set.Probes = append(set.Probes, p)
 	}
 	return set, nil
+}
+
+// jsonProblem says in plain words why decoding a JSON document failed, without Go type names:
+// where the syntax breaks, or what was found instead of want.
+func jsonProblem(err error, want string) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty, want " + want
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends early, want " + want
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	case errors.As(err, &typ):
+		return fmt.Sprintf("want %s, found a JSON %s", want, typ.Value)
+	}
+	return fmt.Sprintf("want %s: %v", want, err)
 }
 
 // parseProbe decodes probe i. On error it returns what it has read (the name, when known) and

@@ -80,10 +80,22 @@ func TestProbeValidation(t *testing.T) {
 		{`[{"name": "x", "prompt": "a", "correct": "b", "wrong": "c"}, {"name": "x", "prompt": "d", "correct": "e", "wrong": "f"}]`,
 			`f.json: probe 1 ("x"): field "name": duplicates probe 0`},
 		{`[{"prompt": "a", "correct": "b", "wrong": "c"}] x`, `trailing data`},
+		// the whole-file errors say what was found, in JSON terms, not Go's
+		{`{}`, `f.json: want a JSON array of probe objects, found a JSON object`},
+		{`"probes"`, `found a JSON string`},
+		{``, `f.json: empty, want a JSON array`},
+		{`[{"prompt": "a"`, `f.json: the JSON ends early`},
+		{`[{"prompt": "a"} {"prompt": "b"}]`, `f.json: invalid JSON at byte 18: invalid character '{' after array element`},
 	} {
 		_, err := ParseProbes([]byte(c.data), "f.json")
 		require.ErrorContains(t, err, c.want, c.data)
+		require.NotContains(t, err.Error(), "Go value", c.data)
+		require.NotContains(t, err.Error(), "RawMessage", c.data)
 	}
+	_, err := ParseProbes(make([]byte, MaxProbeFileSize+1), "huge.json")
+	require.ErrorContains(t, err, "bfs: probes huge.json: file larger than 4 MiB")
+	_, err = LoadProbes(t.TempDir())
+	require.ErrorContains(t, err, "a directory, want a JSON file of probes")
 }
 
 func FuzzParseProbes(f *testing.F) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
 )
@@ -22,6 +23,7 @@ func naiveLoss(t *testing.T, m *runtime.Model, o ScanOptions, base []float64, fl
 }
 
 func TestScanMatchesBruteForce(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 2)
 	o := ScanOptions{Metric: MetricTokenGap, Tokenizer: tinyTok(t), Target: []*ProbeSet{smallTarget()},
 		Control: []*ProbeSet{smallControl()}, Lambda: DefaultLambda, Layers: []int{1}, Projs: []string{"k_proj"}, Budget: 5}
@@ -89,6 +91,7 @@ func TestScanMatchesBruteForce(t *testing.T) {
 }
 
 func TestScanSampled(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 2)
 	for _, c := range []struct {
 		gran Granularity

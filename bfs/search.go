@@ -101,9 +101,12 @@ type Callbacks struct {
 	Tokenizer Tokenizer // nil: the model's
 	// Progress is called after every decided candidate (and every scan batch).
 	Progress func(Progress)
-	// OnCheckpoint, if set, receives a checkpoint every CheckpointEvery decided candidates.
-	OnCheckpoint    func(*Checkpoint)
-	CheckpointEvery int
+	// OnCheckpoint, if set, receives a checkpoint every CheckpointEvery decided candidates
+	// and, when CheckpointInterval > 0, whenever that much time has passed since the last one
+	// (checked after every decided candidate and every scan chunk). Zero disables either rule.
+	OnCheckpoint       func(*Checkpoint)
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 }
 
 // DefaultSearchOptions returns upstream's defaults: greedy mode, seq_logprob, 200 iterations,
@@ -144,8 +147,12 @@ type search struct {
 	pending     []patch.Flip // drawn, not yet decided
 	order       []patch.Flip // ModeFast: candidates of the current round, best first
 	orderPos    int
-	rounds      int // ModeFast: scans completed
-	scanAcc     int // ModeFast: accepted flips when the last scan completed
+	rounds      int         // ModeFast: scans completed
+	scanAcc     int         // ModeFast: accepted flips when the last scan completed
+	scanPos     int64       // ModeFast: candidates of the scan in progress scored so far
+	scanGood    []ScanScore // ModeFast: those of them with F > best
+	lastCkIter  int         // iteration of the last periodic checkpoint
+	lastCk      time.Time   // time of the last periodic checkpoint
 	accepted    []Step
 	screenedOut int
 	evaluated   int
@@ -218,8 +225,8 @@ func resolveOptions(m *runtime.Model, o *SearchOptions) error {
 	if len(flatten(o.Target)) == 0 {
 		return fmt.Errorf("bfs: search: no target probes")
 	}
-	if o.Iters <= 0 {
-		return fmt.Errorf("bfs: search: iterations must be positive, got %d", o.Iters)
+	if o.Iters <= 0 || o.Iters > MaxSearchIters {
+		return fmt.Errorf("bfs: search: iterations must be 1 to %d, got %d", MaxSearchIters, o.Iters)
 	}
 	if math.IsNaN(o.Lambda) || o.Lambda < 0 {
 		return fmt.Errorf("bfs: search: control penalty %g must be >= 0", o.Lambda)
@@ -231,6 +238,14 @@ func resolveOptions(m *runtime.Model, o *SearchOptions) error {
 	if o.Batch <= 0 {
 		o.Batch = 16
 	}
+	if o.Batch > MaxSearchBatch {
+		return fmt.Errorf("bfs: search: batch %d above %d", o.Batch, MaxSearchBatch)
+	}
+	if o.ScanSample < 0 || o.ScanSample > MaxScanCandidates {
+		return fmt.Errorf("bfs: search: scan sample %d, want 0 (all) to %d", o.ScanSample, MaxScanCandidates)
+	}
+	// More screen probes than targets screens on all of them; saying so keeps checkpoints exact.
+	o.ScreenProbes = min(o.ScreenProbes, len(flatten(o.Target)))
 	return nil
 }
 
@@ -259,7 +274,7 @@ func (s *search) run(ctx context.Context) error {
 	t0 := time.Now()
 	defer func() { s.times.Search += time.Since(t0).Seconds() }()
 	bt := batcher{cur: 1, max: s.opts.Batch}
-	lastCk := s.iter
+	s.lastCkIter, s.lastCk = s.iter, time.Now()
 	for s.iter < s.opts.Iters {
 		if ctx.Err() != nil {
 			s.interrupted = true
@@ -316,12 +331,23 @@ func (s *search) run(ctx context.Context) error {
 		}
 		s.pending = s.pending[n:]
 		bt.done(accepted)
-		if s.opts.OnCheckpoint != nil && s.opts.CheckpointEvery > 0 && s.iter-lastCk >= s.opts.CheckpointEvery {
-			s.opts.OnCheckpoint(s.checkpoint())
-			lastCk = s.iter
-		}
+		s.periodicCheckpoint()
 	}
 	return nil
+}
+
+// periodicCheckpoint hands a checkpoint to OnCheckpoint when CheckpointEvery candidates were
+// decided or CheckpointInterval passed since the last one.
+func (s *search) periodicCheckpoint() {
+	o := s.opts
+	if o.OnCheckpoint == nil {
+		return
+	}
+	if (o.CheckpointEvery > 0 && s.iter-s.lastCkIter >= o.CheckpointEvery) ||
+		(o.CheckpointInterval > 0 && time.Since(s.lastCk) >= o.CheckpointInterval) {
+		o.OnCheckpoint(s.checkpoint())
+		s.lastCkIter, s.lastCk = s.iter, time.Now()
+	}
 }
 
 // fill tops up the pending candidates to n (never past Iters in total).

@@ -17,6 +17,10 @@ import (
 // Candidates are scored in big batches (every candidate of a chunk × every probe sequence in one
 // batched run per start layer). Flips interact, so a scan fitness only proposes an order; the
 // walk re-evaluates each candidate on top of the flips accepted before it.
+// scanChunk is how many candidates a ModeFast scan scores between two checks of the context
+// and two periodic checkpoints (a variable so that tests can make scans of many chunks cheaply).
+var scanChunk = 256
+
 func (s *search) scanPhase(ctx context.Context) error {
 	t0 := time.Now()
 	defer func() { s.times.Scan += time.Since(t0).Seconds() }()
@@ -24,16 +28,15 @@ func (s *search) scanPhase(ctx context.Context) error {
 	for _, a := range s.accepted {
 		done[a.Flip()] = true
 	}
+	// The sample depends only on the seed and the round, so a resumed scan sees the same one
+	// and goes on from scanPos with the scores kept so far.
 	idx := s.pool.sample(s.opts.ScanSample, s.opts.Seed+uint64(s.rounds)*0x9e3779b97f4a7c15)
-	type scored struct {
-		f patch.Flip
-		F float64
-	}
-	var good []scored
-	const chunk = 256
-	for i0 := 0; i0 < len(idx); i0 += chunk {
+	chunk := scanChunk
+	for s.scanPos < int64(len(idx)) {
+		i0 := int(s.scanPos)
+		end := min(i0+chunk, len(idx))
 		cands := make([]patch.Flip, 0, chunk)
-		for _, i := range idx[i0:min(i0+chunk, len(idx))] {
+		for _, i := range idx[i0:end] {
 			if f := s.pool.at(i); !done[f] {
 				cands = append(cands, f)
 			}
@@ -41,28 +44,33 @@ func (s *search) scanPhase(ctx context.Context) error {
 		outs, err := s.w.try(ctx, cands)
 		if err != nil {
 			if ctx.Err() != nil {
-				s.interrupted = true
+				s.interrupted = true // scanPos and scanGood keep the finished chunks
 				return nil
 			}
 			return err
 		}
 		for k, o := range outs {
 			if !o.screened && o.fitness > s.w.best {
-				good = append(good, scored{cands[k], o.fitness})
+				s.scanGood = append(s.scanGood, ScanScore{RecordOf(cands[k]), o.fitness})
 			}
 		}
+		s.scanPos = int64(end)
 		if s.opts.Progress != nil {
-			s.opts.Progress(Progress{Phase: "scan", Iteration: min(i0+chunk, len(idx)), Iters: len(idx),
+			s.opts.Progress(Progress{Phase: "scan", Iteration: end, Iters: len(idx),
 				Accepted: len(s.accepted), Best: s.w.best, Evaluated: s.evaluated,
 				Evaluations: s.evalsBefore + s.e.Evaluations(), Elapsed: s.elapsed()})
 		}
+		if end < len(idx) {
+			s.periodicCheckpoint()
+		}
 	}
-	slices.SortStableFunc(good, func(a, b scored) int { return cmp.Compare(b.F, a.F) })
+	good := s.scanGood
+	slices.SortStableFunc(good, func(a, b ScanScore) int { return cmp.Compare(b.F, a.F) })
 	s.order = make([]patch.Flip, 0, len(good))
 	for _, g := range good {
-		s.order = append(s.order, g.f)
+		s.order = append(s.order, g.Flip())
 	}
-	s.orderPos = 0
+	s.orderPos, s.scanPos, s.scanGood = 0, 0, nil
 	s.rounds++
 	s.scanAcc = len(s.accepted)
 	return nil

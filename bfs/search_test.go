@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 )
@@ -26,6 +27,7 @@ func smallSearch(t testing.TB, mode Mode) SearchOptions {
 }
 
 func TestSearchRaisesFitness(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 4)
 	tok := tinyTok(t)
 	for _, mode := range []Mode{ModeGreedy, ModeFast} {
@@ -125,6 +127,7 @@ func TestSearchDeterministic(t *testing.T) {
 // ModeFast's scan), round-trips the checkpoint through JSON, resumes, and expects exactly the
 // uninterrupted run's result.
 func TestCheckpointResume(t *testing.T) {
+	testenv.SkipShort(t)
 	m := tinyModel(t, 4)
 	const k = 7
 	for _, c := range []struct {

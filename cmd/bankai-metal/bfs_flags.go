@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bankai-metal/bankai-metal/bfs"
+	"github.com/bankai-metal/bankai-metal/internal/fileid"
 )
 
 // probeHelp lists the built-in probe sets for --help.
@@ -25,13 +27,19 @@ func candidateFlags() []cli.Flag {
 	}
 }
 
-// probeFlags name the target and control probe sets.
+// probeFlags name the target and control probe sets. controlDefault is --control's default:
+// "" for upstream's (the built-in math, code and knowledge sets other than the target), or a
+// value such as "none" that help then shows as it is.
 func probeFlags(controlDefault string) []cli.Flag {
+	control := &cli.StringFlag{Name: "control", Aliases: []string{"c"}, Value: controlDefault,
+		Usage: "probes to protect, penalised with --lambda: built-in sets or JSON files, comma-separated; \"none\" for none"}
+	if controlDefault == "" {
+		control.DefaultText = "the other built-in sets of math, code, knowledge"
+	}
 	return []cli.Flag{
 		&cli.StringFlag{Name: "target", Aliases: []string{"t"},
 			Usage: "probes to improve (required): a built-in set (" + probeHelp() + ") or a JSON file; comma-separated for several"},
-		&cli.StringFlag{Name: "control", Aliases: []string{"c"}, Value: controlDefault,
-			Usage: "probes to protect (default: the other built-in sets of math, code, knowledge); \"none\" for none"},
+		control,
 	}
 }
 
@@ -81,10 +89,34 @@ func probeSets(c *cli.Context) (target, control []*bfs.ProbeSet, err error) {
 	if ctl == "" {
 		ctl = strings.Join(bfs.DefaultControls(c.String("target")), ",")
 	}
+	if err := distinctProbeSets(c.String("target"), ctl); err != nil {
+		return nil, nil, err
+	}
 	if ctl != "none" && ctl != "" {
 		if control, err = bfs.LoadProbeList(ctl); err != nil {
 			return nil, nil, fmt.Errorf("--control: %w", err)
 		}
 	}
 	return target, control, nil
+}
+
+// distinctProbeSets refuses a probe set named in both lists (the same built-in name, or files
+// that are the same file): a set cannot be improved and protected at once.
+func distinctProbeSets(target, control string) error {
+	for _, t := range strings.Split(target, ",") {
+		for _, c := range strings.Split(control, ",") {
+			t, c := strings.TrimSpace(t), strings.TrimSpace(c)
+			if t == "" || c == "" || c == "none" {
+				continue
+			}
+			builtinT, builtinC := slices.Contains(bfs.BuiltinSets(), t), slices.Contains(bfs.BuiltinSets(), c)
+			switch {
+			case t == c:
+				return fmt.Errorf("--target and --control both name %s: a probe set cannot be improved and protected at once", t)
+			case !builtinT && !builtinC && fileid.Same(t, c):
+				return fmt.Errorf("--target %s and --control %s are the same file: a probe set cannot be improved and protected at once", t, c)
+			}
+		}
+	}
+	return nil
 }

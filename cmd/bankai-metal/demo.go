@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"time"
 
@@ -51,13 +50,16 @@ func runDemo(c *cli.Context) error {
 	if opts.Target, err = bfs.LoadProbeList(c.String("target")); err != nil {
 		return err
 	}
+	if err := distinctProbeSets(c.String("target"), c.String("control")); err != nil {
+		return err
+	}
 	if opts.Control, err = bfs.LoadProbeList(c.String("control")); err != nil {
 		return err
 	}
 	opts.Iters = c.Int("iters")
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	opts.Callbacks.Progress = bar.search
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	ctx, stop := signalContext(c.Context)
 	defer stop()
 
 	fmt.Fprintf(w, "1. search: %d candidates, gate/up rows of layers %v, target %s, control %s, lambda %g\n",
@@ -68,6 +70,9 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	r := res.Report
+	if r.Interrupted {
+		return interruptedExit(ctx, "the demo was stopped during its search")
+	}
 	out := c.String("out")
 	if out == "" {
 		dir, err := os.MkdirTemp("", "bankai-demo-")

@@ -2,14 +2,14 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/signal"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bankai-metal/bankai-metal/bfs"
 	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
+	"github.com/bankai-metal/bankai-metal/internal/fileid"
 )
 
 func init() { register(scanCommand()) }
@@ -55,6 +55,13 @@ func runScan(c *cli.Context) error {
 		return fmt.Errorf("--sort %q: want signed or abs", c.String("sort"))
 	}
 	opts.Lambda, opts.Sample, opts.Seed, opts.Budget = c.Float64("lambda"), c.Int64("sample"), c.Uint64("seed"), c.Int("budget")
+	out := c.String("out")
+	if out == "" && opts.Budget > 0 {
+		out = fmt.Sprintf("top%d.json", opts.Budget)
+	}
+	if err := checkScanOutputs(c, out, c.String("scores")); err != nil {
+		return err
+	}
 	m, b, closeRun, err := openRun(c)
 	if err != nil {
 		return err
@@ -62,11 +69,14 @@ func runScan(c *cli.Context) error {
 	defer closeRun()
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
 	opts.Progress = func(pr bfs.Progress) { bar.count(pr.Phase, int64(pr.Iteration), int64(pr.Iters), pr.Elapsed) }
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	ctx, stop := signalContext(c.Context)
 	defer stop()
 	res, err := bfs.Scan(ctx, b, opts)
 	bar.done()
 	if err != nil {
+		if ctx.Err() != nil {
+			return interruptedExit(ctx, "the scan was stopped before it finished; nothing was written")
+		}
 		return err
 	}
 	rows := res.Sorted(by)
@@ -80,7 +90,9 @@ func runScan(c *cli.Context) error {
 			err = bfs.WriteScanCSV(&sb, rows)
 		}
 		if err == nil {
-			err = atomicfile.WriteBytes(p, []byte(sb.String()))
+			if err = atomicfile.WriteBytes(p, []byte(sb.String())); err != nil {
+				err = fmt.Errorf("--scores: could not write %s: %w", p, plainErr(err))
+			}
 		}
 		if err != nil {
 			return err
@@ -94,10 +106,6 @@ func runScan(c *cli.Context) error {
 		fmt.Fprintf(w, "%-5d %-10s %6d %6s %6s %+12.5f\n", r.Layer, r.Proj, r.Row, optInt(r.Group), optInt(r.Col), r.S)
 	}
 	if tk := res.TopK; tk != nil {
-		out := c.String("out")
-		if out == "" {
-			out = fmt.Sprintf("top%d.json", tk.K)
-		}
 		p := bfs.ScanPatch(strings.TrimSuffix(out, ".json"), tk.Greedy, map[string]any{
 			"scan_metric": res.Metric.String(), "budget": tk.K, "loss_all_top_k": tk.Loss, "loss_kept": tk.GreedyLoss})
 		p.Fingerprint = m.Fingerprint()
@@ -105,6 +113,35 @@ func runScan(c *cli.Context) error {
 			return err
 		}
 		fmt.Fprintf(w, "\ntop %d together: loss %+.5f; greedily kept %d of them: loss %+.5f -> %s\n", len(tk.Flips), tk.Loss, len(tk.Greedy), tk.GreedyLoss, out)
+	}
+	return nil
+}
+
+// checkScanOutputs refuses, before the scan, a --budget patch or --scores file that is one of
+// the scan's inputs (by file identity), the same file as the other output, or not writable.
+func checkScanOutputs(c *cli.Context, out, scores string) error {
+	inputs, err := runInputs(c, "target", "control")
+	if err != nil {
+		return err
+	}
+	var checked []string
+	for _, o := range []struct{ flag, path string }{{"-o", out}, {"--scores", scores}} {
+		if o.path == "" {
+			continue
+		}
+		if err := fileid.CheckOutput(o.flag, o.path, inputs...); err != nil {
+			return err
+		}
+		abs, _ := filepath.Abs(o.path)
+		for _, p := range checked {
+			if p == abs || fileid.Same(p, abs) {
+				return fmt.Errorf("-o and --scores are both %s: give them different files", o.path)
+			}
+		}
+		if err := checkWritable(o.flag, o.path); err != nil {
+			return err
+		}
+		checked = append(checked, abs)
 	}
 	return nil
 }

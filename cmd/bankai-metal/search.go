@@ -3,18 +3,17 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bankai-metal/bankai-metal/bfs"
-	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
 )
 
 func init() { register(searchCommand()) }
+
+// defaultCheckpointInterval is how often a running search refreshes its checkpoint by default.
+const defaultCheckpointInterval = 30 * time.Second
 
 func searchCommand() *cli.Command {
 	return &cli.Command{
@@ -26,8 +25,10 @@ func searchCommand() *cli.Command {
 			"control loss). --mode fast scores every candidate exactly (a BFS scan) and tries them best\n" +
 			"first. Each candidate reruns only the layers from its own on, many candidates per batch.\n" +
 			"Deterministic for a seed whatever the batching or thread count.\n\n" +
-			"Ctrl-C stops early and still writes the patch found so far plus a checkpoint; --resume\n" +
-			"continues it and ends with exactly the patch of an uninterrupted run.\n\n" +
+			"Ctrl-C or SIGTERM stops early and still writes the patch found so far, the report and a\n" +
+			"checkpoint (exit status 130 or 143); a checkpoint is also kept up to date while it runs\n" +
+			"(--checkpoint-interval, --checkpoint-every). --resume continues it, writing where the first\n" +
+			"run was going to, and ends with exactly the patch of an uninterrupted run.\n\n" +
 			"Example: bankai-metal search -m Bonsai-8B.gguf --target calculus --control knowledge --iters 300 -o calc.json",
 		Flags: append(append(append([]cli.Flag{modelFlag}, probeFlags("")...), candidateFlags()...), append([]cli.Flag{
 			&cli.StringFlag{Name: "held-out", Usage: "probes measured before and after but never optimised"},
@@ -38,7 +39,9 @@ func searchCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "patch.json", Usage: "patch file to write"},
 			&cli.StringFlag{Name: "report", Usage: "JSON report file (default: <out without .json>.report.json)"},
 			&cli.StringFlag{Name: "checkpoint", Usage: "checkpoint file (default: <out without .json>.ckpt.json)"},
-			&cli.StringFlag{Name: "resume", Usage: "continue the search saved in this checkpoint (probe and search flags are taken from it)"},
+			&cli.StringFlag{Name: "resume", Usage: "continue the search saved in this checkpoint (its probe and search settings; flags that contradict them are refused)"},
+			&cli.DurationFlag{Name: "checkpoint-interval", Value: defaultCheckpointInterval, Usage: "write the checkpoint at least this often while searching (0: only when stopped)"},
+			&cli.IntFlag{Name: "checkpoint-every", Usage: "also write the checkpoint every N decided candidates (0: by time only)"},
 			&cli.StringFlag{Name: "name", Usage: "patch name"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout"},
@@ -51,12 +54,30 @@ func runSearch(c *cli.Context) error {
 	var ck *bfs.Checkpoint
 	var opts bfs.SearchOptions
 	var err error
-	if p := c.String("resume"); p != "" {
-		if ck, err = bfs.LoadCheckpoint(p); err != nil {
+	resume := c.String("resume")
+	if resume != "" {
+		if ck, err = bfs.LoadCheckpoint(resume); err != nil {
+			return err
+		}
+		if err := checkResumeFlags(c, ck); err != nil {
 			return err
 		}
 	} else if opts, err = searchOptions(c); err != nil {
 		return err
+	}
+	files, err := searchFilesFor(c, ck, resume)
+	if err != nil {
+		return err
+	}
+	inputs, err := runInputs(c, "target", "control", "held-out")
+	if err != nil {
+		return err
+	}
+	if err := files.check(inputs); err != nil {
+		return err
+	}
+	if c.Int("checkpoint-every") < 0 || c.Duration("checkpoint-interval") < 0 {
+		return fmt.Errorf("--checkpoint-every and --checkpoint-interval must not be negative")
 	}
 	_, b, closeRun, err := openRun(c)
 	if err != nil {
@@ -64,19 +85,10 @@ func runSearch(c *cli.Context) error {
 	}
 	defer closeRun()
 
-	out := c.String("out")
-	stem := strings.TrimSuffix(out, ".json")
-	ckPath := c.String("checkpoint")
-	if ckPath == "" {
-		ckPath = stem + ".ckpt.json"
-	}
-	reportPath := c.String("report")
-	if reportPath == "" {
-		reportPath = stem + ".report.json"
-	}
 	bar := newProgressBar(c.App.ErrWriter, c.Bool("quiet"))
-	cb := bfs.Callbacks{Progress: bar.search}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
+	cb := bfs.Callbacks{Progress: bar.search, OnCheckpoint: files.periodicSaver(c.App.ErrWriter),
+		CheckpointEvery: c.Int("checkpoint-every"), CheckpointInterval: c.Duration("checkpoint-interval")}
+	ctx, stop := signalContext(c.Context)
 	defer stop()
 
 	var res *bfs.Result
@@ -90,7 +102,17 @@ func runSearch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeSearchResult(c, res, out, reportPath, ckPath)
+	if err := files.save(c.App.ErrWriter, res); err != nil {
+		return err
+	}
+	if err := printSearchResult(c, res, files); err != nil {
+		return err
+	}
+	if r := res.Report; r.Interrupted {
+		return interruptedExit(ctx, fmt.Sprintf("stopped after %d of %d candidates; the patch so far is in %s; continue with --resume %s",
+			r.Iterations, r.Iters, files.out, files.checkpoint))
+	}
+	return nil
 }
 
 // searchOptions builds the search from the flags.
@@ -118,24 +140,9 @@ func searchOptions(c *cli.Context) (bfs.SearchOptions, error) {
 	return opts, nil
 }
 
-// writeSearchResult writes the patch, the report and, if interrupted, the checkpoint, and
-// prints a summary.
-func writeSearchResult(c *cli.Context, res *bfs.Result, out, reportPath, ckPath string) error {
-	if err := res.Patch.Save(out); err != nil {
-		return err
-	}
-	if err := writeJSONFile(reportPath, res.Report); err != nil {
-		return err
-	}
+// printSearchResult prints the summary, or the report as JSON with --json.
+func printSearchResult(c *cli.Context, res *bfs.Result, files searchFiles) error {
 	r := res.Report
-	if r.Interrupted {
-		if err := bfs.SaveCheckpoint(ckPath, res.Checkpoint); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.App.ErrWriter, "interrupted after %d candidates: partial patch in %s; continue with --resume %s\n", r.Iterations, out, ckPath)
-	} else {
-		os.Remove(ckPath) // a finished search leaves no stale checkpoint behind
-	}
 	if c.Bool("json") {
 		e := json.NewEncoder(c.App.Writer)
 		e.SetIndent("", "  ")
@@ -144,7 +151,7 @@ func writeSearchResult(c *cli.Context, res *bfs.Result, out, reportPath, ckPath 
 	w := c.App.Writer
 	fmt.Fprintf(w, "%s search, %s, %d candidates tried (%d screened out, %d evaluations) in %s\n",
 		r.Mode, r.Metric, r.Iterations, r.ScreenedOut, r.Evaluations, time.Duration(r.Timings.Total*float64(time.Second)).Round(time.Millisecond))
-	fmt.Fprintf(w, "accepted %d flips, fitness %+.4f -> %s (report %s)\n", len(r.Accepted), r.Fitness, out, reportPath)
+	fmt.Fprintf(w, "accepted %d flips, fitness %+.4f -> %s (report %s)\n", len(r.Accepted), r.Fitness, files.out, files.report)
 	printScores(w, "target", r.Target)
 	printScores(w, "control", r.Control)
 	printScores(w, "held-out", r.HeldOut)
@@ -166,13 +173,4 @@ func trunc(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
-}
-
-// writeJSONFile writes v as indented JSON, atomically.
-func writeJSONFile(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(path, append(b, '\n'))
 }

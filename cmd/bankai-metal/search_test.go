@@ -7,15 +7,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v2"
 
+	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/patch"
 )
 
 func TestDemo(t *testing.T) {
+	testenv.SkipShort(t)
 	out, _, err := runCLI(t, "", "demo", "--iters", "60", "-q", "-o", filepath.Join(t.TempDir(), "p.json"))
 	require.NoError(t, err)
 	require.Contains(t, out, "1. search")
@@ -24,6 +27,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestScanBudgetWritesVerifiedPatch(t *testing.T) {
+	testenv.SkipShort(t)
 	dir := t.TempDir()
 	out, _, err := runCLI(t, "", "scan", "-m", "builtin:tiny", "--target", "math", "--layers", "1", "--proj", "up_proj",
 		"--budget", "3", "-o", filepath.Join(dir, "top3.json"), "--scores", filepath.Join(dir, "s.csv"), "-q")
@@ -38,41 +42,69 @@ func TestScanBudgetWritesVerifiedPatch(t *testing.T) {
 	require.Equal(t, 385, strings.Count(string(csv), "\n"), "header + one row per candidate")
 }
 
-// TestSearchResumeEqualsUninterrupted interrupts a search from the CLI, resumes it from the
-// checkpoint it wrote, and requires the patch of an uninterrupted run.
+// TestSearchResumeEqualsUninterrupted stops a search as SIGTERM would (before its first
+// candidate, so the test is deterministic; bfs tests stop searches in the middle), checks that it
+// wrote the patch so far, the report and a checkpoint and exited 143, refuses a resume whose
+// flags contradict the checkpoint, and resumes without -o into the original files: the patch of
+// an uninterrupted run, and the checkpoint gone.
 func TestSearchResumeEqualsUninterrupted(t *testing.T) {
+	testenv.SkipShort(t)
 	dir := t.TempDir()
-	args := []string{"search", "-m", "builtin:tiny", "--target", "math", "--control", "knowledge", "--iters", "120", "--seed", "7", "-q"}
+	args := []string{"search", "-m", "builtin:tiny", "--target", "math", "--control", "knowledge", "--iters", "60", "--seed", "7", "-q"}
 	_, stderr, err := runCLI(t, "", append(args, "-o", filepath.Join(dir, "full.json"))...)
 	require.NoError(t, err, stderr)
 
-	// Interrupt a second run as if by Ctrl-C: cancel its context shortly after it starts.
-	var out, errb bytes.Buffer
-	app := newApp()
-	app.Writer, app.ErrWriter = &out, &errb
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	require.NoError(t, app.RunContext(ctx, append(append([]string{"bankai-metal"}, args...), "-o", filepath.Join(dir, "part.json"))))
+	part := filepath.Join(dir, "part.json")
 	ck := filepath.Join(dir, "part.ckpt.json")
-	if !strings.Contains(errb.String(), "interrupted") {
-		t.Skip("the search finished before it could be interrupted on this machine")
+	err = runCLICause(t, signalError{syscall.SIGTERM}, append(args, "-o", part)...)
+	requireExit(t, err, 143, "interrupted by SIGTERM")
+	require.ErrorContains(t, err, "--resume "+ck)
+	for _, f := range []string{part, filepath.Join(dir, "part.report.json"), ck} {
+		require.FileExists(t, f)
 	}
-	require.FileExists(t, ck)
-	require.FileExists(t, filepath.Join(dir, "part.json"), "the partial patch is written")
 
-	_, stderr, err = runCLI(t, "", "search", "-m", "builtin:tiny", "--resume", ck, "-o", filepath.Join(dir, "resumed.json"), "-q")
+	_, _, err = runCLI(t, "", "search", "-m", "builtin:tiny", "--resume", ck, "--iters", "999", "--target", "code", "--seed", "7", "-q")
+	require.ErrorContains(t, err, "--iters 999 (the checkpoint has 60)")
+	require.ErrorContains(t, err, "--target code (the checkpoint has math)")
+	require.NotContains(t, err.Error(), "--seed")
+	require.FileExists(t, ck, "a refused resume keeps the checkpoint")
+
+	_, stderr, err = runCLI(t, "", "search", "-m", "builtin:tiny", "--resume", ck, "--target", "math", "--seed", "7", "--mode", "greedy", "-q")
 	require.NoError(t, err, stderr)
+	require.NoFileExists(t, ck, "the finished search removes the checkpoint it resumed")
 	full, err := patch.Load(filepath.Join(dir, "full.json"))
 	require.NoError(t, err)
-	resumed, err := patch.Load(filepath.Join(dir, "resumed.json"))
+	resumed, err := patch.Load(part)
 	require.NoError(t, err)
 	require.NotEmpty(t, full.Flips)
 	require.Equal(t, full.Flips, resumed.Flips)
 	var a, b map[string]any
 	readJSON(t, filepath.Join(dir, "full.report.json"), &a)
-	readJSON(t, filepath.Join(dir, "resumed.report.json"), &b)
+	readJSON(t, filepath.Join(dir, "part.report.json"), &b)
 	require.Equal(t, a["final_fitness"], b["final_fitness"])
 	require.Equal(t, a["target"], b["target"])
+	require.Equal(t, false, b["interrupted"])
+}
+
+// runCLICause runs the app in-process with a context already cancelled with cause, as the
+// signal handler cancels it.
+func runCLICause(t *testing.T, cause error, args ...string) error {
+	t.Helper()
+	var out, errb bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errb
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	return app.RunContext(ctx, append([]string{"bankai-metal"}, args...))
+}
+
+// requireExit requires a cli exit error with that status and message part.
+func requireExit(t *testing.T, err error, code int, msg string) {
+	t.Helper()
+	var ec cli.ExitCoder
+	require.ErrorAs(t, err, &ec)
+	require.Equal(t, code, ec.ExitCode(), err.Error())
+	require.Contains(t, err.Error(), msg)
 }
 
 func readJSON(t *testing.T, path string, v any) {
@@ -82,6 +114,7 @@ func readJSON(t *testing.T, path string, v any) {
 }
 
 func TestEvalCounts(t *testing.T) {
+	testenv.SkipShort(t)
 	dir := t.TempDir()
 	_, stderr, err := runCLI(t, "", "search", "-m", "builtin:tiny", "--target", "math", "--control", "knowledge", "--iters", "60", "-q", "-o", filepath.Join(dir, "p.json"))
 	require.NoError(t, err, stderr)
