@@ -3,22 +3,25 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test vet vet-darwin test-go test-shaders bench bench-rss fuzz clean
+.PHONY: all build test vet vet-darwin test-go test-race test-shaders bench bench-rss fuzz fuzz-short clean
 
 all: build
 
 build:
 	$(GO) build -o bankai-metal ./cmd/bankai-metal
 
-# The full check: vet on Linux and for the Mac build, then the shader checks and every Go test.
-# The Go tests run even when the shader checks fail (for example when clang cannot be
-# installed); both results are reported and either failure fails the target.
+# The full check: vet on Linux and for the Mac build, then the shader checks, every Go test,
+# the race detector over the short tests and a few seconds of every fuzz target. Every stage
+# runs even when an earlier one fails (for example when clang cannot be installed); all the
+# results are reported and any failure fails the target.
 test: vet vet-darwin
-	@shaders=ok; gotests=ok; \
-	$(MAKE) --no-print-directory test-shaders || shaders=FAILED; \
-	$(MAKE) --no-print-directory test-go || gotests=FAILED; \
-	echo "== make test: shader checks $$shaders, go tests $$gotests"; \
-	[ $$shaders = ok ] && [ $$gotests = ok ]
+	@status=""; fail=0; \
+	for t in test-shaders test-go test-race fuzz-short; do \
+		if $(MAKE) --no-print-directory $$t; then status="$$status $$t=ok"; \
+		else status="$$status $$t=FAILED"; fail=1; fi; \
+	done; \
+	echo "== make test:$$status"; \
+	exit $$fail
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -33,6 +36,11 @@ vet-darwin:
 
 test-go:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+# The race detector over the tests that testing.Short() keeps (the slow oracle and emulator
+# runs skip themselves in -short mode).
+test-race:
+	$(GO) test -race -short -count=1 -timeout 30m $(PKGS)
 
 # Compile every .metal shader as C++ against the shim header and run the kernels that can run
 # on the CPU against their Go twins (installs clang when missing).
@@ -49,8 +57,12 @@ bench-rss: build
 	ls -l /tmp/bankai-synth-8b.gguf
 	BANKAI_8B=/tmp/bankai-synth-8b.gguf $(GO) test -run XXX -bench Decode8BFile -benchtime 5x ./runtime/
 
+# Every fuzz target for 30 s (fuzz-short: 3 s each, as CI does).
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzGGUF -fuzztime 30s ./runtime/gguf/
+	FUZZTIME=30s bash .ci/fuzz.sh
+
+fuzz-short:
+	FUZZTIME=3s bash .ci/fuzz.sh
 
 clean:
 	rm -f bankai-metal

@@ -14,8 +14,11 @@ import (
 var deviceFlags = []cli.Flag{
 	&cli.StringFlag{Name: "device", Value: "auto", EnvVars: []string{"BANKAI_DEVICE"},
 		Usage: "where to run: auto (Metal on a Mac when available, else CPU), metal, or cpu"},
-	&cli.IntFlag{Name: "threads", Usage: "CPU threads (default: all cores); results never depend on it"},
+	&cli.IntFlag{Name: "threads", Usage: "CPU threads; results never depend on it", DefaultText: "all cores"},
 }
+
+// maxThreads bounds --threads: each kernel starts that many goroutines.
+const maxThreads = 1024
 
 // numericsFlag selects the CPU arithmetic, for the commands that print or sample logits.
 var numericsFlag = &cli.StringFlag{Name: "numerics", Value: "float",
@@ -26,7 +29,10 @@ func runFlags() []cli.Flag { return append(append([]cli.Flag{}, deviceFlags...),
 
 // newBackend returns the backend chosen by --device for m.
 func newBackend(c *cli.Context, m *runtime.Model) (runtime.Backend, error) {
-	if n := c.Int("threads"); n > 0 {
+	switch n := c.Int("threads"); {
+	case n < 0 || n > maxThreads:
+		return nil, fmt.Errorf("--threads %d: want 1 to %d (or 0, all cores)", n, maxThreads)
+	case n > 0:
 		cpu.Threads = n
 	}
 	if v := c.String("numerics"); v != "" {

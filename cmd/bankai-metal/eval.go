@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -42,20 +43,52 @@ func runEval(c *cli.Context) error {
 	if opts.Metric, err = bfs.ParseMetric(c.String("metric")); err != nil {
 		return fmt.Errorf("--metric: %w", err)
 	}
-	for _, p := range c.StringSlice("probes") {
-		sets, err := bfs.LoadProbeList(p)
-		if err != nil {
-			return fmt.Errorf("--probes: %w", err)
+	type source struct {
+		arg string // the --probes entry it came from
+		set *bfs.ProbeSet
+	}
+	var sources []source
+	for _, list := range c.StringSlice("probes") {
+		for _, arg := range strings.Split(list, ",") {
+			if arg = strings.TrimSpace(arg); arg == "" {
+				continue
+			}
+			set, err := bfs.LoadProbes(arg)
+			if err != nil {
+				return fmt.Errorf("--probes: %w", err)
+			}
+			sources = append(sources, source{arg, set})
+			opts.Sets = append(opts.Sets, set)
 		}
-		opts.Sets = append(opts.Sets, sets...)
+	}
+	if len(opts.Sets) == 0 {
+		return fmt.Errorf("--probes: no probe sets given")
 	}
 	opts.Greedy, opts.MaxTokens = c.Bool("greedy"), c.Int("max-tokens")
+	if opts.MaxTokens < 1 {
+		return fmt.Errorf("--max-tokens %d: want 1 or more", opts.MaxTokens)
+	}
 	// --patch here names the patch under evaluation, so the model is loaded without patches.
 	m, err := loadPath(c.String("model"))
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	// Every probe must fit in the model's context: checked (naming the file and the probe)
+	// before any work.
+	tok, err := m.Tokenizer()
+	if err != nil {
+		return err
+	}
+	greedy := 0
+	if opts.Greedy {
+		greedy = opts.MaxTokens
+	}
+	for _, s := range sources {
+		if _, err := bfs.CheckProbeSet(tok, s.set, m.Context, greedy); err != nil {
+			return fmt.Errorf("--probes %s: %w", s.arg, err)
+		}
+	}
 	if pf := c.String("patch"); pf != "" {
 		p, err := patch.Load(pf)
 		if err != nil {

@@ -53,9 +53,9 @@ func runGenerate(c *cli.Context) error {
 	}
 	text := c.String("prompt")
 	if !c.IsSet("prompt") || text == "-" {
-		b, err := io.ReadAll(c.App.Reader)
+		b, err := readLimited(c.App.Reader, maxPromptInput, "the prompt on stdin")
 		if err != nil {
-			return fmt.Errorf("read the prompt from stdin: %w", err)
+			return err
 		}
 		text = trimNewline(string(b))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -17,13 +18,14 @@ import (
 	"github.com/bankai-metal/bankai-metal/runtime/tokenizer"
 )
 
-// runCLI runs the command line in-process with stdin and returns stdout and stderr.
+// runCLI runs the command line in-process with stdin, as main does, and returns stdout and
+// stderr.
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	app := newApp()
 	app.Reader, app.Writer, app.ErrWriter = strings.NewReader(stdin), &out, &errOut
-	err := app.Run(append([]string{"bankai-metal"}, args...))
+	err := run(context.Background(), app, append([]string{"bankai-metal"}, args...))
 	return out.String(), errOut.String(), err
 }
 
@@ -179,4 +181,34 @@ func TestGenerateOptions(t *testing.T) {
 		_, _, err := runCLI(t, "", append([]string{"generate", "-m", model, "-p", "x"}, bad...)...)
 		require.Error(t, err, fmt.Sprint(bad))
 	}
+}
+
+// TestSamplingBounds: NaN, infinite and out-of-range sampling settings and thread counts are
+// rejected (NaN used to pass every range check).
+func TestSamplingBounds(t *testing.T) {
+	model := synthGGUF(t)
+	for _, bad := range [][]string{
+		{"--temp", "NaN"}, {"--temp", "Inf"}, {"--temp", "-0.5"},
+		{"--top-p", "NaN"}, {"--top-p", "-0.1"}, {"--top-p", "1.01"},
+		{"--top-k", "-1"},
+		{"--min-p", "NaN"}, {"--min-p", "-1"}, {"--min-p", "+Inf"},
+		{"--repeat-penalty", "NaN"}, {"--repeat-penalty", "Inf"}, {"--repeat-penalty", "0"}, {"--repeat-penalty", "-1"},
+		{"--repeat-last-n", "-2"},
+		{"--threads", "-1"}, {"--threads", "100000"},
+	} {
+		_, _, err := runCLI(t, "", append([]string{"generate", "-m", model, "-p", "x", "--raw", "-n", "1"}, bad...)...)
+		require.Error(t, err, bad)
+		require.Contains(t, err.Error(), "want", bad)
+	}
+	mustRun(t, "", "generate", "-m", model, "-p", "x", "--raw", "-n", "1", "--top-p", "1", "--min-p", "0", "--threads", "1", "--repeat-last-n", "-1")
+}
+
+// TestCtxAboveModel: a --ctx beyond the model's context is lowered to it with a warning.
+func TestCtxAboveModel(t *testing.T) {
+	model := synthGGUF(t)
+	_, errOut := mustRun(t, "", "generate", "-m", model, "-p", "x", "--raw", "-n", "1", "--temp", "0", "--ctx", "100000", "--verbose")
+	require.Contains(t, errOut, "warning: --ctx 100000 is more than the model's context of 4096 tokens; using 4096")
+	require.Regexp(t, `context: \d+ of 4096 tokens`, errOut)
+	_, errOut = mustRun(t, "", "generate", "-m", model, "-p", "x", "--raw", "-n", "1", "--temp", "0", "--ctx", "64")
+	require.NotContains(t, errOut, "warning")
 }

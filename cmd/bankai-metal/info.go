@@ -17,6 +17,9 @@ func infoCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags:     []cli.Flag{modelFlag, &cli.BoolFlag{Name: "json", Usage: "print one JSON object"}},
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("info: unexpected argument %q (the model goes in -m)", c.Args().First())
+			}
 			m, err := loadModel(c)
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -26,9 +27,10 @@ func generationFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "min-p", Value: round32(d.MinP), Usage: "drop tokens less likely than this fraction of the best one; 0 = off"},
 		&cli.Float64Flag{Name: "repeat-penalty", Value: round32(d.RepeatPenalty), Usage: "penalise recently seen tokens (llama.cpp style); 1 = off"},
 		&cli.IntFlag{Name: "repeat-last-n", Value: d.RepeatLastN, Usage: "how many recent tokens the repeat penalty looks at; -1 = all"},
-		&cli.Uint64Flag{Name: "seed", Usage: "random seed, for reproducible sampling (default: a random one)"},
+		&cli.Uint64Flag{Name: "seed", Usage: "random seed, for reproducible sampling", DefaultText: "a random one"},
 		&cli.IntFlag{Name: "max-tokens", Aliases: []string{"n"}, Usage: "stop an answer after N tokens; 0 = at the end of the turn or the context limit"},
-		&cli.IntFlag{Name: "ctx", Usage: fmt.Sprintf("context limit in tokens (default: the model's, at most %d)", defaultCtx)},
+		&cli.IntFlag{Name: "ctx", Usage: "context limit in tokens (at most the model's)",
+			DefaultText: fmt.Sprintf("the model's, at most %d", defaultCtx)},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
 		&cli.BoolFlag{Name: "think", Usage: "let the model reason in a <think> block first (off: the template's empty think block)"},
 		numericsFlag,
@@ -57,34 +59,48 @@ func samplerFromFlags(c *cli.Context) (runtime.SamplerConfig, error) {
 	return cfg, checkSampler(cfg)
 }
 
-// checkSampler rejects settings outside their meaningful ranges.
+// checkSampler rejects settings outside their meaningful ranges (NaN and infinities too).
 func checkSampler(cfg runtime.SamplerConfig) error {
+	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 	switch {
-	case cfg.Temperature < 0:
+	case !finite(cfg.Temperature) || cfg.Temperature < 0:
 		return fmt.Errorf("temperature %g: want 0 (greedy) or more", cfg.Temperature)
 	case cfg.TopK < 0:
 		return fmt.Errorf("top-k %d: want 0 (off) or more", cfg.TopK)
-	case cfg.TopP < 0 || cfg.TopP > 1:
+	case !finite(cfg.TopP) || cfg.TopP < 0 || cfg.TopP > 1:
 		return fmt.Errorf("top-p %g: want a value in [0, 1]", cfg.TopP)
-	case cfg.MinP < 0 || cfg.MinP > 1:
+	case !finite(cfg.MinP) || cfg.MinP < 0 || cfg.MinP > 1:
 		return fmt.Errorf("min-p %g: want a value in [0, 1]", cfg.MinP)
-	case cfg.RepeatPenalty <= 0:
-		return fmt.Errorf("repeat penalty %g: want a positive value (1 = off)", cfg.RepeatPenalty)
+	case !finite(cfg.RepeatPenalty) || cfg.RepeatPenalty <= 0:
+		return fmt.Errorf("repeat penalty %g: want a positive number (1 = off)", cfg.RepeatPenalty)
+	case cfg.RepeatLastN < -1:
+		return fmt.Errorf("repeat-last-n %d: want -1 (all), 0 (off) or more", cfg.RepeatLastN)
 	}
 	return nil
 }
 
-// contextSize is --ctx, or the model's trained context capped at defaultCtx.
+// modelContext is the model's trained context length, or defaultCtx when it declares none.
+func modelContext(m *runtime.Model) int {
+	if m.Context > 0 {
+		return m.Context
+	}
+	return defaultCtx
+}
+
+// contextSize is --ctx, or the model's trained context capped at defaultCtx. A --ctx above the
+// model's context is lowered to it, with a warning on stderr.
 func contextSize(c *cli.Context, m *runtime.Model) (int, error) {
 	n := c.Int("ctx")
 	switch {
 	case n < 0:
 		return 0, fmt.Errorf("--ctx %d: want a positive number of tokens", n)
 	case n == 0:
-		n = defaultCtx
-		if m.Context > 0 {
-			n = min(n, m.Context)
-		}
+		return min(defaultCtx, modelContext(m)), nil
+	case n > modelContext(m):
+		limit := modelContext(m)
+		fmt.Fprintf(c.App.ErrWriter, "bankai-metal: warning: --ctx %d is more than the model's context of %d tokens; using %d\n",
+			n, limit, limit)
+		return limit, nil
 	}
 	return n, nil
 }

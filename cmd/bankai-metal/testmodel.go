@@ -12,6 +12,14 @@ import (
 
 func init() { register(testmodelCommand()) }
 
+// presetDefault is the default text of testmodel's flags that override the --shape preset.
+const presetDefault = "the preset's"
+
+// sizeFlag is a testmodel flag overriding one size of the preset.
+func sizeFlag(name, usage string) *cli.IntFlag {
+	return &cli.IntFlag{Name: name, Usage: usage, DefaultText: presetDefault}
+}
+
 func testmodelCommand() *cli.Command {
 	var shapes []string
 	for k := range synth.Presets {
@@ -28,10 +36,12 @@ func testmodelCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "output file (.gguf) or directory (--mlx)"},
 			&cli.StringFlag{Name: "shape", Value: "tiny", Usage: "preset shape: " + strings.Join(shapes, ", ")},
 			&cli.BoolFlag{Name: "mlx", Usage: "write an MLX 1-bit directory instead of GGUF"},
-			&cli.Uint64Flag{Name: "seed", Usage: "random seed (default: the preset's)"},
-			&cli.IntFlag{Name: "layers"}, &cli.IntFlag{Name: "hidden"}, &cli.IntFlag{Name: "ffn"},
-			&cli.IntFlag{Name: "heads"}, &cli.IntFlag{Name: "kv-heads"}, &cli.IntFlag{Name: "head-dim"},
-			&cli.IntFlag{Name: "vocab"}, &cli.BoolFlag{Name: "tied"}, &cli.BoolFlag{Name: "yarn"},
+			&cli.Uint64Flag{Name: "seed", Usage: "random seed", DefaultText: presetDefault},
+			sizeFlag("layers", "decoder layers"), sizeFlag("hidden", "hidden size"), sizeFlag("ffn", "MLP inner size"),
+			sizeFlag("heads", "attention heads"), sizeFlag("kv-heads", "key/value heads"), sizeFlag("head-dim", "size of one head"),
+			sizeFlag("vocab", "vocabulary size"),
+			&cli.BoolFlag{Name: "tied", Usage: "tie the LM head to the embedding", DefaultText: presetDefault},
+			&cli.BoolFlag{Name: "yarn", Usage: "YaRN rope scaling", DefaultText: presetDefault},
 		},
 		Action: func(c *cli.Context) error {
 			preset, ok := synth.Presets[c.String("shape")]
@@ -45,6 +55,9 @@ func testmodelCommand() *cli.Command {
 			}{{"layers", &s.Layers}, {"hidden", &s.Hidden}, {"ffn", &s.FFN}, {"heads", &s.Heads},
 				{"kv-heads", &s.KVHeads}, {"head-dim", &s.HeadDim}, {"vocab", &s.Vocab}} {
 				if c.IsSet(o.flag) {
+					if c.Int(o.flag) < 1 {
+						return fmt.Errorf("--%s %d: want a positive size", o.flag, c.Int(o.flag))
+					}
 					*o.dst = c.Int(o.flag)
 				}
 			}

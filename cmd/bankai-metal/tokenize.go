@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -30,9 +29,9 @@ func tokenizeCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			text := strings.Join(c.Args().Slice(), " ")
 			if c.NArg() == 0 || text == "-" {
-				b, err := io.ReadAll(c.App.Reader)
+				b, err := readLimited(c.App.Reader, maxTextInput, "stdin")
 				if err != nil {
-					return fmt.Errorf("read stdin: %w", err)
+					return err
 				}
 				text = string(b)
 			}
@@ -59,14 +58,22 @@ func detokenizeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "detokenize",
 		Usage:     "print the text of token ids",
-		ArgsUsage: "ID,ID,...",
-		Description: "Ids are separated by commas or spaces (a JSON array as printed by tokenize works too);\n" +
-			"the text's bytes are written as they are, followed by a newline.\n\n" +
-			"Example: bankai-metal detokenize -m Bonsai-8B.gguf 9707,11,1879",
+		ArgsUsage: "[ID,ID,... | -]",
+		Description: "Ids are separated by commas or white space (the JSON array printed by tokenize works too);\n" +
+			"with no ids, or -, they are read from stdin. The text's bytes are written as they are,\n" +
+			"followed by a newline.\n\n" +
+			"Examples:\n" +
+			"   bankai-metal detokenize -m Bonsai-8B.gguf 9707,11,1879\n" +
+			"   bankai-metal tokenize -m Bonsai-8B.gguf \"Hello\" | bankai-metal detokenize -m Bonsai-8B.gguf",
 		Flags: []cli.Flag{modelFlag},
 		Action: func(c *cli.Context) error {
-			arg := strings.Trim(strings.Join(c.Args().Slice(), " "), "[] \n")
-			ids, err := parseIDs(arg)
+			var ids []int32
+			var err error
+			if arg := strings.Join(c.Args().Slice(), " "); c.NArg() == 0 || arg == "-" {
+				ids, err = readIDs("-", c.App.Reader, 0)
+			} else {
+				ids, err = parseIDs(arg, 0)
+			}
 			if err != nil {
 				return err
 			}
@@ -75,9 +82,9 @@ func detokenizeCommand() *cli.Command {
 				return err
 			}
 			defer m.Close()
-			for _, id := range ids {
+			for i, id := range ids {
 				if int(id) >= tok.Vocab() {
-					return fmt.Errorf("token id %d out of range [0,%d)", id, tok.Vocab())
+					return fmt.Errorf("token %d (position %d) out of the vocabulary [0,%d)", id, i, tok.Vocab())
 				}
 			}
 			w := c.App.Writer
