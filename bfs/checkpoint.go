@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -158,23 +157,9 @@ func SaveCheckpoint(path string, ck *Checkpoint) error {
 		return fmt.Errorf("bfs: checkpoint %s: %w", path, err)
 	}
 	if err := atomicfile.WriteBytes(path, append(data, '\n')); err != nil {
-		return fmt.Errorf("bfs: checkpoint: write %s: %w", path, plainPathError(err))
+		return fmt.Errorf("bfs: checkpoint: write %s: %w", path, err)
 	}
 	return nil
-}
-
-// plainPathError drops the file name from an *os.PathError or *os.LinkError (the temporary
-// file's, which means nothing to the user): the caller names the real file.
-func plainPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
 }
 
 // MaxCheckpointSize bounds a checkpoint file. The biggest legitimate one is a ModeFast search

@@ -91,7 +91,7 @@ func runScan(c *cli.Context) error {
 		}
 		if err == nil {
 			if err = atomicfile.WriteBytes(p, []byte(sb.String())); err != nil {
-				err = fmt.Errorf("--scores: could not write %s: %w", p, plainErr(err))
+				err = fmt.Errorf("--scores: could not write %s: %w", p, atomicfile.PlainError(err))
 			}
 		}
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bankai-metal/bankai-metal/bfs"
+	"github.com/bankai-metal/bankai-metal/internal/atomicfile"
 	"github.com/bankai-metal/bankai-metal/internal/fileid"
 )
 
@@ -106,25 +107,11 @@ func checkWritable(flag, path string) error {
 	}
 	tmp, err := os.CreateTemp(dir, ".bankai-metal-write-check-*")
 	if err != nil {
-		return fmt.Errorf("%s %s: cannot create files in %s: %w", flag, path, dir, plainErr(err))
+		return fmt.Errorf("%s %s: cannot create files in %s: %w", flag, path, dir, atomicfile.PlainError(err))
 	}
 	tmp.Close()
 	os.Remove(tmp.Name())
 	return nil
-}
-
-// plainErr drops the file name an *os.PathError or *os.LinkError carries (often a temporary
-// file's), for messages that name the real file themselves.
-func plainErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
 }
 
 // runInputs lists the files a command that runs a model reads: the model (every file of an

@@ -39,7 +39,7 @@ func (f searchFiles) save(errw io.Writer, res *bfs.Result) error {
 		perr = atomicfile.WriteBytes(f.out, patchData)
 	}
 	if perr != nil {
-		perr = fmt.Errorf("could not write the patch to %s: %w", f.out, plainErr(perr))
+		perr = fmt.Errorf("could not write the patch to %s: %w", f.out, atomicfile.PlainError(perr))
 		printPatch(errw, perr, res, patchData)
 	}
 	reportData, rerr := json.MarshalIndent(res.Report, "", "  ")
@@ -48,7 +48,7 @@ func (f searchFiles) save(errw io.Writer, res *bfs.Result) error {
 		rerr = atomicfile.WriteBytes(f.report, reportData)
 	}
 	if rerr != nil {
-		rerr = fmt.Errorf("could not write the report to %s: %w", f.report, plainErr(rerr))
+		rerr = fmt.Errorf("could not write the report to %s: %w", f.report, atomicfile.PlainError(rerr))
 	}
 	if !res.Report.Interrupted && perr == nil && rerr == nil {
 		f.removeSuperseded()

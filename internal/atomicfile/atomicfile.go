@@ -34,7 +34,7 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 	defer stop()
 	tmp, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
-		return fmt.Errorf("cannot create a file in %s: %w", dir, plain(err))
+		return fmt.Errorf("cannot create a file in %s: %w", dir, PlainError(err))
 	}
 	defer func() {
 		if err != nil {
@@ -46,7 +46,7 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 		if ctx.Err() != nil {
 			return ErrInterrupted
 		}
-		return plain(err)
+		return PlainError(err)
 	}
 	steps := []func() error{func() error { return tmp.Chmod(0o644) }, tmp.Sync, tmp.Close, ctx.Err}
 	for _, step := range steps {
@@ -54,11 +54,11 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 			if ctx.Err() != nil {
 				return ErrInterrupted
 			}
-			return plain(err)
+			return PlainError(err)
 		}
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("cannot replace %s: %w", path, plain(err))
+		return fmt.Errorf("cannot replace %s: %w", path, PlainError(err))
 	}
 	syncDir(dir)
 	return nil
@@ -92,7 +92,7 @@ func WriteDir(path string, replace bool, fill func(ctx context.Context, dir stri
 	defer stop()
 	tmp, err := os.MkdirTemp(parent, tempPattern(path))
 	if err != nil {
-		return fmt.Errorf("cannot create a directory in %s: %w", parent, plain(err))
+		return fmt.Errorf("cannot create a directory in %s: %w", parent, PlainError(err))
 	}
 	defer func() {
 		if err != nil {
@@ -106,7 +106,7 @@ func WriteDir(path string, replace bool, fill func(ctx context.Context, dir stri
 		if ctx.Err() != nil {
 			return ErrInterrupted
 		}
-		return plain(err)
+		return PlainError(err)
 	}
 	var old string
 	if statErr == nil {
@@ -114,14 +114,14 @@ func WriteDir(path string, replace bool, fill func(ctx context.Context, dir stri
 		// something the next write cleans up.
 		old = filepath.Join(parent, tempPrefix(path)+strconv.Itoa(os.Getpid())+"-0")
 		if err = os.Rename(path, old); err != nil {
-			return fmt.Errorf("cannot replace %s: %w", path, plain(err))
+			return fmt.Errorf("cannot replace %s: %w", path, PlainError(err))
 		}
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		if old != "" {
 			_ = os.Rename(old, path)
 		}
-		return fmt.Errorf("cannot create %s: %w", path, plain(err))
+		return fmt.Errorf("cannot create %s: %w", path, PlainError(err))
 	}
 	syncDir(parent)
 	if old != "" {
@@ -135,7 +135,7 @@ func WriteDir(path string, replace bool, fill func(ctx context.Context, dir stri
 func WriteFileIn(ctx context.Context, dir, name string, data []byte) error {
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, plain(err))
+		return fmt.Errorf("%s: %w", name, PlainError(err))
 	}
 	if _, err = (&ctxWriter{ctx: ctx, w: f}).Write(data); err == nil {
 		err = f.Sync()
@@ -147,7 +147,7 @@ func WriteFileIn(ctx context.Context, dir, name string, data []byte) error {
 		if ctx.Err() != nil {
 			return ErrInterrupted
 		}
-		return fmt.Errorf("%s: %w", name, plain(err))
+		return fmt.Errorf("%s: %w", name, PlainError(err))
 	}
 	return nil
 }
@@ -175,10 +175,10 @@ func (c *ctxWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// plain drops the file name from an *os.PathError or *os.LinkError (it would be the temporary
-// name, which means nothing to the person reading the message), keeping the cause for
-// errors.Is.
-func plain(err error) error {
+// PlainError drops the file name from an *os.PathError or *os.LinkError (often a temporary
+// file's name, which means nothing to the person reading the message), keeping the cause for
+// errors.Is; callers name the real file themselves.
+func PlainError(err error) error {
 	var pe *os.PathError
 	var le *os.LinkError
 	switch {
