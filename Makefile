@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test vet vet-darwin test-go test-race test-shaders bench bench-rss fuzz fuzz-short clean
+.PHONY: all build test vet vet-darwin test-go test-race test-arm64 test-shaders bench bench-rss fuzz fuzz-short clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 # results are reported and any failure fails the target.
 test: vet vet-darwin
 	@status=""; fail=0; \
-	for t in test-shaders test-go test-race fuzz-short; do \
+	for t in test-shaders test-go test-race test-arm64 fuzz-short; do \
 		if $(MAKE) --no-print-directory $$t; then status="$$status $$t=ok"; \
 		else status="$$status $$t=FAILED"; fail=1; fi; \
 	done; \
@@ -56,6 +56,11 @@ bench-rss: build
 	/usr/bin/time -v ./bankai-metal logits -m /tmp/bankai-synth-8b.gguf --tokens 100 --top 1 2>&1 | grep -E 'argmax|Maximum resident'
 	ls -l /tmp/bankai-synth-8b.gguf
 	BANKAI_8B=/tmp/bankai-synth-8b.gguf $(GO) test -run XXX -bench Decode8BFile -benchtime 5x ./runtime/
+
+# The CPU kernels and the quick runtime tests for GOARCH=arm64 under qemu-user (the NEON path
+# of every M-series Mac), and the darwin/arm64 vet and build (installs qemu-user when missing).
+test-arm64:
+	bash .ci/arm64-check.sh
 
 # Every fuzz target for 30 s (fuzz-short: 3 s each, as CI does).
 fuzz:

@@ -193,8 +193,14 @@ func AttentionHeadLlama(out, q, k, v []float32, p, h, n, ctx, heads, kvHeads, di
 	qh := q[(p*heads+h)*dim : (p*heads+h+1)*dim]
 	sc := scratch[:ctx-n+p+1] // keys [0, ctx-n+p]
 	mx := float32(math.Inf(-1))
+	asm := fmaAsmOK() && dim%64 == 0
 	for t := range sc {
-		s := dotLlama(k[t*kvw+kh*dim:], qh, dim, 1, false) * scale
+		var s float32
+		if asm {
+			s = fmaDot64(&k[t*kvw+kh*dim], &qh[0], dim) * scale
+		} else {
+			s = dotLlama(k[t*kvw+kh*dim:], qh, dim, 1, false) * scale
+		}
 		sc[t] = s
 		mx = max(mx, s)
 	}
@@ -212,6 +218,10 @@ func AttentionHeadLlama(out, q, k, v []float32, p, h, n, ctx, heads, kvHeads, di
 		sc[t] *= inv
 	}
 	o := out[(p*heads+h)*dim : (p*heads+h+1)*dim]
+	if fmaAsmOK() && dim%8 == 0 {
+		weightedSumLlama(o, sc, v[kh*dim:], kvw, n == 1)
+		return
+	}
 	for i := range o {
 		vi := v[kh*dim+i:] // v_t[i] is vi[t·kvw]
 		if n == 1 {
@@ -224,4 +234,36 @@ func AttentionHeadLlama(out, q, k, v []float32, p, h, n, ctx, heads, kvHeads, di
 		}
 		o[i] = reduce16(&acc)
 	}
+}
+
+// weightedSumLlama is the value sum of AttentionHeadLlama, o_i = Σ_t w_t·v_t[i] with v_t[i] at
+// v[t·stride+i], for every i at once: lane L of o_i, the accumulator that the loop over t
+// of one o_i would use for key t, becomes row L of a table acc (lanes, len(o)) that takes
+// fma(w_t, v_t, ·) over whole rows (fmaAxpy). With decode, as dotLlama with pad does: 64
+// lanes t mod 64, combined as (s0+s2)+(s1+s3) into 16 and reduced with reduce16; otherwise
+// 16 lanes t mod 16 and reduce16. The result is bit-identical to the loops over t.
+func weightedSumLlama(o, w, v []float32, stride int, decode bool) {
+	dim := len(o)
+	lanes := 16
+	if decode {
+		lanes = 64
+	}
+	buf := getBuf(lanes * dim)
+	acc := *buf
+	clear(acc)
+	for t, wt := range w {
+		fmaAxpy(&acc[(t%lanes)*dim], wt, &v[t*stride], dim)
+	}
+	var l16 [16]float32
+	for i := range o {
+		for l := range 16 {
+			if decode {
+				l16[l] = (acc[l*dim+i] + acc[(32+l)*dim+i]) + (acc[(16+l)*dim+i] + acc[(48+l)*dim+i])
+			} else {
+				l16[l] = acc[l*dim+i]
+			}
+		}
+		o[i] = reduce16(&l16)
+	}
+	putBuf(buf)
 }

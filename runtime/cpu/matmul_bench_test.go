@@ -25,17 +25,21 @@ func randomMatrix(tb testing.TB, rows, cols int, seed uint64) *q1.Matrix {
 
 func benchMatMul(b *testing.B, rows, cols, n int) {
 	m := randomMatrix(b, rows, cols, 1)
-	x := make([]float32, n*cols)
-	for i := range x {
-		x[i] = float32(i%13) - 6
-	}
+	x := randVec(rand.New(rand.NewPCG(1, 2)), n*cols)
 	out := make([]float32, n*rows)
-	b.SetBytes(int64(rows) * int64(cols/q1.GroupSize) * q1.BlockBytes)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		MatMul(m, x, n, out)
+	for _, l := range Levels() {
+		b.Run(l.String(), func(b *testing.B) {
+			withLevel(b, l, func() {
+				b.SetBytes(int64(rows) * int64(cols/q1.GroupSize) * q1.BlockBytes)
+				c0 := cpuTime()
+				for b.Loop() {
+					MatMul(m, x, n, out)
+				}
+				b.ReportMetric((cpuTime()-c0)*1e3/float64(b.N), "cpu-ms/op")
+				b.ReportMetric(float64(rows)*float64(cols)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		})
 	}
-	b.ReportMetric(float64(rows)*float64(cols)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }
 
 // BenchmarkMatVec12288x4096 is the 8B gate/up mat-vec (decode); GB/s counts weight bytes.

@@ -49,8 +49,13 @@ func rows1(m *q1.Matrix, t []float32, r0, r1 int, out, sc []float32) {
 			rowScales(m, rb+i, sc[i*G:(i+1)*G])
 		}
 		clear(acc)
+		asm := rowsTileOK()
 		for g0 := 0; g0 < G; g0 += tile1Groups {
 			g1 := min(G, g0+tile1Groups)
+			if asm { // the loop below, in assembly
+				rows1Tile(&t[g0*4096], &m.Bits[rb*G*bs+g0*bs], G*bs, bs, &sc[g0], 4*G, &acc[0], nr, g1-g0)
+				continue
+			}
 			for i := range nr {
 				ds := sc[i*G : (i+1)*G]
 				bits := m.Bits[(rb+i)*G*bs:]
@@ -116,8 +121,13 @@ func rows4(m *q1.Matrix, t []float32, r0, r1 int, out, sc []float32) {
 		}
 		acc := accs[:vecBlock*nr] // (nr, 4)
 		clear(acc)
+		asm := rowsTileOK()
 		for g0 := 0; g0 < G; g0 += tile4Groups {
 			g1 := min(G, g0+tile4Groups)
+			if asm { // the loop below, in assembly
+				rows4Tile(&t[g0*16384], &m.Bits[rb*G*bs+g0*bs], G*bs, bs, &sc[g0], 4*G, &acc[0], nr, g1-g0)
+				continue
+			}
 			for i := range nr {
 				ds := sc[i*G : (i+1)*G]
 				bits := m.Bits[(rb+i)*G*bs:]

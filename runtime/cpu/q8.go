@@ -123,14 +123,31 @@ func MatMulQ8(m *q1.Matrix, x []float32, n int, out []float32) {
 
 // MatMulQ8Shared is MatMulQ8 for several matrices that read the same input (q, k and v;
 // gate and up), quantising each input vector once. Every matrix must have the same Cols;
-// outs[i] is (n, ms[i].Rows).
+// outs[i] is (n, ms[i].Rows). It runs the assembly kernels of the active SIMD level (SIMD),
+// which give the same bits as the pure-Go ones.
 func MatMulQ8Shared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+	if len(outs) != len(ms) {
+		panic("cpu: MatMulQ8Shared: one output per matrix")
+	}
+	if len(ms) == 0 || n <= 0 {
+		return
+	}
 	cols := ms[0].Cols
 	for i, m := range ms {
 		if m.Cols != cols || len(x) < n*cols || len(outs[i]) < n*m.Rows {
 			panic("cpu: MatMulQ8Shared: shape mismatch or buffer too small")
 		}
 	}
+	if simdLevel != LevelPurego {
+		matMulQ8SIMD(ms, x, n, outs)
+		return
+	}
+	matMulQ8Go(ms, x, n, outs)
+}
+
+// matMulQ8Go is MatMulQ8Shared in pure Go, with lane tables (q8Vec).
+func matMulQ8Go(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+	cols := ms[0].Cols
 	q := make([]int8, cols)
 	vs := make([]q8Vec, min(n, q8VecBlock))
 	for i := range vs {

@@ -1,0 +1,5 @@
+//go:build !purego
+
+package cpu
+
+func levelAvailable(l Level) bool { return l == LevelNEON }
