@@ -22,7 +22,7 @@ const maxThreads = 1024
 
 // numericsFlag selects the CPU arithmetic, for the commands that print or sample logits.
 var numericsFlag = &cli.StringFlag{Name: "numerics", Value: "float",
-	Usage: "CPU arithmetic: float (float32 activations) or llama (llama.cpp's x86 Q8_0 arithmetic, bit for bit; about 2-3x slower)"}
+	Usage: "CPU arithmetic: float (float32 activations) or llama (llama.cpp's x86 Q8_0 arithmetic, bit for bit; the faster CPU path with SIMD kernels)"}
 
 // runFlags are the flags of every command that runs a model: device, threads and patches.
 func runFlags() []cli.Flag { return append(append([]cli.Flag{}, deviceFlags...), patchFlags...) }
