@@ -23,7 +23,11 @@ func randomMatrix(tb testing.TB, rows, cols int, seed uint64) *q1.Matrix {
 	return m
 }
 
-func benchMatMul(b *testing.B, rows, cols, n int) {
+func benchMatMul(b *testing.B, rows, cols, n int) { benchKernel(b, MatMul, rows, cols, n) }
+
+// benchKernel runs kernel on a rows x cols matrix and n vectors at every available SIMD level,
+// reporting weight bytes, CPU time per call and GMAC/s.
+func benchKernel(b *testing.B, kernel func(*q1.Matrix, []float32, int, []float32), rows, cols, n int) {
 	m := randomMatrix(b, rows, cols, 1)
 	x := randVec(rand.New(rand.NewPCG(1, 2)), n*cols)
 	out := make([]float32, n*rows)
@@ -33,7 +37,7 @@ func benchMatMul(b *testing.B, rows, cols, n int) {
 				b.SetBytes(int64(rows) * int64(cols/q1.GroupSize) * q1.BlockBytes)
 				c0 := cpuTime()
 				for b.Loop() {
-					MatMul(m, x, n, out)
+					kernel(m, x, n, out)
 				}
 				b.ReportMetric((cpuTime()-c0)*1e3/float64(b.N), "cpu-ms/op")
 				b.ReportMetric(float64(rows)*float64(cols)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")

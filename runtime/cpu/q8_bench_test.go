@@ -1,31 +1,9 @@
 package cpu
 
-import (
-	"math/rand/v2"
-	"testing"
-
-	"github.com/bankai-metal/bankai-metal/runtime/q1"
-)
+import "testing"
 
 // benchQ8 runs MatMulQ8 on a rows x cols matrix and n vectors at every available SIMD level.
-func benchQ8(b *testing.B, rows, cols, n int) {
-	m := randomMatrix(b, rows, cols, 1)
-	x := randVec(rand.New(rand.NewPCG(1, 2)), n*cols)
-	out := make([]float32, n*rows)
-	for _, l := range Levels() {
-		b.Run(l.String(), func(b *testing.B) {
-			withLevel(b, l, func() {
-				b.SetBytes(int64(rows) * int64(cols/q1.GroupSize) * q1.BlockBytes)
-				c0 := cpuTime()
-				for b.Loop() {
-					MatMulQ8(m, x, n, out)
-				}
-				b.ReportMetric((cpuTime()-c0)*1e3/float64(b.N), "cpu-ms/op")
-				b.ReportMetric(float64(rows)*float64(cols)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
-			})
-		})
-	}
-}
+func benchQ8(b *testing.B, rows, cols, n int) { benchKernel(b, MatMulQ8, rows, cols, n) }
 
 // BenchmarkQ8MatVec12288x4096 is the 8B gate/up mat-vec (decode) with Q8_0 activations.
 func BenchmarkQ8MatVec12288x4096(b *testing.B) { benchQ8(b, 12288, 4096, 1) }
