@@ -6,7 +6,7 @@
 #  2. Compile every kernel as C++ with clang against shaders/shim (flat and check modes), compare
 #     the argument-struct layout of C and Go, run every kernel on the CPU harness against its Go
 #     twin (shaders: TestShadersCompileAndRun), and run the Metal backend's own code on that
-#     harness against the CPU backend (runtime/backendtest: TestEmulated).
+#     harness against the CPU backend (internal/backendtest: TestEmulated).
 #
 # clang >= 15 is needed (_Float16 on x86; Debian 12's default clang 14 is too old). If none is
 # found it is installed with apt-get (clang-19 preferred). BANKAI_REQUIRE_CLANG=1 turns the Go
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(./metal/ ./shaders/... ./runtime/backendtest/)
+pkgs=(./metal/ ./shaders/... ./internal/backendtest/)
 
 have_clang() {
 	[ -n "${BANKAI_CLANG:-}" ] && return 0
@@ -55,14 +55,14 @@ for tags in "" nometal; do
 	echo "== darwin/arm64 type check, tags '${tags}'"
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go vet -tags "$tags" "${pkgs[@]}"
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build -tags "$tags" "${pkgs[@]}"
-	for p in ./metal ./shaders ./runtime/backendtest; do
+	for p in ./metal ./shaders ./internal/backendtest; do
 		GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go test -tags "$tags" -c -o /dev/null "$p"
 	done
 done
 
 echo "== kernels on the CPU harness; the Metal backend on the emulator"
-test -z "$(gofmt -l metal shaders runtime/backendtest)" || {
-	gofmt -l metal shaders runtime/backendtest
+test -z "$(gofmt -l metal shaders internal/backendtest)" || {
+	gofmt -l metal shaders internal/backendtest
 	echo "metal-check: gofmt" >&2
 	exit 1
 }

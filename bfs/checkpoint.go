@@ -29,9 +29,9 @@ type Checkpoint struct {
 	Iteration    int           `json:"iteration"`       // candidates decided
 	Draws        int64         `json:"draws"`           // ModeGreedy: pool draws so far
 	RNG          []byte        `json:"rng"`             // math/rand/v2 PCG state after the last draw
-	Tried        []FlipRecord  `json:"tried"`           // ModeGreedy: every drawn candidate, in draw order
-	Pending      []FlipRecord  `json:"pending"`         // drawn (or taken from Order) but not yet decided
-	Order        []FlipRecord  `json:"order,omitempty"` // ModeFast: the current round's list
+	Tried        []patch.Flip  `json:"tried"`           // ModeGreedy: every drawn candidate, in draw order
+	Pending      []patch.Flip  `json:"pending"`         // drawn (or taken from Order) but not yet decided
+	Order        []patch.Flip  `json:"order,omitempty"` // ModeFast: the current round's list
 	OrderPos     int           `json:"order_pos"`
 	Rounds       int           `json:"rounds"`        // ModeFast: scans completed
 	ScanAccepted int           `json:"scan_accepted"` // ModeFast: accepted flips at the last scan
@@ -58,7 +58,7 @@ type Checkpoint struct {
 
 // ScanScore is a candidate of a ModeFast scan with its fitness.
 type ScanScore struct {
-	FlipRecord
+	patch.Flip
 	F float64 `json:"f"`
 }
 
@@ -69,24 +69,16 @@ type PartialFile struct {
 	SHA256 string `json:"sha256"`
 }
 
-func records(fs []patch.Flip) []FlipRecord {
+// records copies flips into a checkpoint list (nil when empty, so JSON writes null as before).
+func records(fs []patch.Flip) []patch.Flip {
 	if len(fs) == 0 {
 		return nil
 	}
-	out := make([]FlipRecord, len(fs))
-	for i, f := range fs {
-		out[i] = RecordOf(f)
-	}
-	return out
+	return slices.Clone(fs)
 }
 
-func flipsOf(rs []FlipRecord) []patch.Flip {
-	out := make([]patch.Flip, len(rs))
-	for i, r := range rs {
-		out[i] = r.Flip()
-	}
-	return out
-}
+// flipsOf copies a checkpoint list (never nil).
+func flipsOf(rs []patch.Flip) []patch.Flip { return append([]patch.Flip{}, rs...) }
 
 // checkpoint snapshots the state.
 func (s *search) checkpoint() *Checkpoint {
@@ -140,7 +132,7 @@ func Resume(ctx context.Context, b runtime.Backend, ck *Checkpoint, cb Callbacks
 	s.times.Baseline += baseline
 	acc := make([]patch.Flip, len(s.accepted))
 	for i, a := range s.accepted {
-		acc[i] = a.Flip()
+		acc[i] = a.Flip
 	}
 	if err := s.e.Apply(acc); err != nil {
 		return nil, fmt.Errorf("bfs: resume: %w", err)

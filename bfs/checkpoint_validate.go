@@ -150,21 +150,21 @@ func (ck *Checkpoint) validateCounts() error {
 func (ck *Checkpoint) validateFlips() error {
 	lists := []struct {
 		name  string
-		flips []FlipRecord
+		flips []patch.Flip
 	}{
 		{"tried", ck.Tried}, {"pending", ck.Pending}, {"order", ck.Order},
 		{"scan_scores", scanRecords(ck.ScanScores)}, {"accepted", stepRecords(ck.Accepted)},
 	}
 	o := &ck.Options
 	for _, l := range lists {
-		seen := make(map[FlipRecord]int, len(l.flips))
+		seen := make(map[patch.Flip]int, len(l.flips))
 		for i, r := range l.flips {
 			field := fmt.Sprintf("%s[%d]", l.name, i)
 			if err := checkRecord(r, o); err != nil {
 				return fieldErr(field, "%v", err)
 			}
 			if j, dup := seen[r]; dup {
-				return fieldErr(field, "duplicates %s[%d] (%s)", l.name, j, r.Flip())
+				return fieldErr(field, "duplicates %s[%d] (%s)", l.name, j, r)
 			}
 			seen[r] = i
 		}
@@ -173,11 +173,10 @@ func (ck *Checkpoint) validateFlips() error {
 }
 
 // checkRecord checks one flip against the search space of o (not yet the model's shapes).
-func checkRecord(r FlipRecord, o *SearchOptions) error {
-	f := r.Flip()
+func checkRecord(r patch.Flip, o *SearchOptions) error {
 	want := map[Granularity]patch.Kind{GranRow: patch.KindRow, GranGroup: patch.KindGroup, GranBit: patch.KindBit}[o.Granularity]
 	switch {
-	case f.Kind() != want:
+	case r.Kind() != want:
 		return fmt.Errorf("group %d, col %d: not a %s flip", r.Group, r.Col, o.Granularity)
 	case !slices.Contains(o.Layers, r.Layer):
 		return fmt.Errorf("layer %d is not among the searched layers %v", r.Layer, o.Layers)
@@ -189,18 +188,18 @@ func checkRecord(r FlipRecord, o *SearchOptions) error {
 	return nil
 }
 
-func scanRecords(ss []ScanScore) []FlipRecord {
-	out := make([]FlipRecord, len(ss))
+func scanRecords(ss []ScanScore) []patch.Flip {
+	out := make([]patch.Flip, len(ss))
 	for i, s := range ss {
-		out[i] = s.FlipRecord
+		out[i] = s.Flip
 	}
 	return out
 }
 
-func stepRecords(ss []Step) []FlipRecord {
-	out := make([]FlipRecord, len(ss))
+func stepRecords(ss []Step) []patch.Flip {
+	out := make([]patch.Flip, len(ss))
 	for i, s := range ss {
-		out[i] = s.FlipRecord
+		out[i] = s.Flip
 	}
 	return out
 }
@@ -306,7 +305,7 @@ func (ck *Checkpoint) validateModel(m *runtime.Model) error {
 	}
 	lists := []struct {
 		name  string
-		flips []FlipRecord
+		flips []patch.Flip
 	}{
 		{"tried", ck.Tried}, {"pending", ck.Pending}, {"order", ck.Order},
 		{"scan_scores", scanRecords(ck.ScanScores)}, {"accepted", stepRecords(ck.Accepted)},

@@ -37,7 +37,7 @@ type EvaluatorConfig struct {
 type Evaluator struct {
 	b       runtime.Backend
 	m       *runtime.Model
-	run     BatchEvaluator
+	run     runtime.BatchEvaluator
 	metric  Metric
 	probes  []Probe
 	prep    []prepared
@@ -74,10 +74,10 @@ func NewEvaluator(b runtime.Backend, probes []Probe, cfg EvaluatorConfig) (*Eval
 		return nil, err
 	}
 	e := &Evaluator{b: b, m: m, metric: cfg.Metric, probes: slices.Clone(probes), cache: map[int][3][]float32{}}
-	if be, ok := b.(BatchEvaluator); ok {
+	if be, ok := b.(runtime.BatchEvaluator); ok {
 		e.run = be
 	} else {
-		e.run = CPUBatch{Model: m, Delta: cfg.Delta}
+		e.run = runtime.CPUBatch{Model: m, Delta: cfg.Delta}
 	}
 	e.cached = []int{0}
 	for _, l := range cfg.CacheLayers {
@@ -184,7 +184,7 @@ func (e *Evaluator) layout(probes []int) (off [3][]int, per [3]int) {
 // the current model: out[i][j] is probe probes[j] under flips[i]. The weights are not changed.
 // It stops between batches when ctx is cancelled and returns ctx.Err().
 func (e *Evaluator) Score(ctx context.Context, flips []patch.Flip, probes []int) ([][]float64, error) {
-	spans := make([]FlipSpan, len(flips))
+	spans := make([]runtime.FlipSpan, len(flips))
 	for i, f := range flips {
 		s, err := spanOf(e.m, f)
 		if err != nil {
@@ -222,7 +222,7 @@ func (e *Evaluator) Score(ctx context.Context, flips []patch.Flip, probes []int)
 		}
 		batch := order[i0:i1]
 		k := len(batch)
-		run := make([]FlipSpan, k)
+		run := make([]runtime.FlipSpan, k)
 		src := e.cache[start]
 		for ph := range x {
 			x[ph] = slices.Grow(x[ph][:0], k*per[ph]*D)[:k*per[ph]*D]
@@ -255,7 +255,7 @@ func (e *Evaluator) Score(ctx context.Context, flips []patch.Flip, probes []int)
 // runPhases runs the three phases of k blocks of probes (laid out by layout) through the layers
 // bounds[0]..bounds[last], one call per [bounds[i], bounds[i+1]) segment, calling store after
 // each segment but the last. flips has one span per block (rows are set here), or is nil.
-func (e *Evaluator) runPhases(bounds []int, x [3][]float32, k int, probes []int, flips []FlipSpan,
+func (e *Evaluator) runPhases(bounds []int, x [3][]float32, k int, probes []int, flips []runtime.FlipSpan,
 	store func(layer, phase int, x []float32)) error {
 	_, per := e.layout(probes)
 	caches := make([]*runtime.KVCache, k*len(probes)) // per (block, probe) with answer segments
@@ -277,7 +277,7 @@ func (e *Evaluator) runPhases(bounds []int, x [3][]float32, k int, probes []int,
 				seqs = append(seqs, runtime.Seq{N: n, Cache: caches[c*len(probes)+j]})
 			}
 		}
-		var spans []FlipSpan
+		var spans []runtime.FlipSpan
 		if flips != nil {
 			spans = slices.Clone(flips)
 			for c := range spans {
@@ -356,4 +356,12 @@ func (e *Evaluator) Apply(flips []patch.Flip) error {
 		return fmt.Errorf("bfs: %w", err)
 	}
 	return e.refresh(low)
+}
+
+// spanOf checks a patch flip against the model and returns it as a span (rows not set).
+func spanOf(m *runtime.Model, f patch.Flip) (runtime.FlipSpan, error) {
+	if err := m.CheckFlip(f); err != nil {
+		return runtime.FlipSpan{}, fmt.Errorf("bfs: flip %v: %w", f, err)
+	}
+	return runtime.FlipSpan{Flip: f}, nil
 }

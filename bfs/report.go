@@ -18,7 +18,7 @@ type Result struct {
 
 // Step is one accepted flip.
 type Step struct {
-	FlipRecord
+	patch.Flip
 	Iteration int     `json:"iteration"` // candidates tried when it was accepted (1-based)
 	Fitness   float64 `json:"fitness"`   // fitness of the model with it and every earlier step
 }
@@ -77,7 +77,7 @@ func (s *search) finish() (*Result, error) {
 	o := s.opts
 	flips := make([]patch.Flip, len(s.accepted))
 	for i, a := range s.accepted {
-		flips[i] = a.Flip()
+		flips[i] = a.Flip
 	}
 	final := s.e.Scores()
 	var heldFinal []float64

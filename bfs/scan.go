@@ -45,32 +45,13 @@ type ScanOptions struct {
 	Progress func(Progress)
 }
 
-// FlipRecord is a flip in reports, scan results and checkpoints (JSON with lower-case keys).
-type FlipRecord struct {
-	Layer int    `json:"layer"`
-	Proj  string `json:"proj"`
-	Row   int    `json:"row"`
-	Group int    `json:"group"` // -1: whole row
-	Col   int    `json:"col"`   // -1: not a bit flip
-}
-
-// Flip returns the record as a patch flip.
-func (r FlipRecord) Flip() patch.Flip {
-	return patch.Flip{Layer: r.Layer, Proj: r.Proj, Row: r.Row, Group: r.Group, Col: r.Col}
-}
-
-// RecordOf returns f as a FlipRecord.
-func RecordOf(f patch.Flip) FlipRecord {
-	return FlipRecord{Layer: f.Layer, Proj: f.Proj, Row: f.Row, Group: f.Group, Col: f.Col}
-}
-
 // ScanRow is the sensitivity of one candidate flip.
 type ScanRow struct {
-	FlipRecord
+	patch.Flip
 	S float64 `json:"s"` // L(W ⊕ m) − L(W); negative helps
 }
 
-func scanRow(f patch.Flip, s float64) ScanRow { return ScanRow{FlipRecord: RecordOf(f), S: s} }
+func scanRow(f patch.Flip, s float64) ScanRow { return ScanRow{Flip: f, S: s} }
 
 // ScanResult holds every scored candidate in pool order (layer, projection, row, group/col).
 type ScanResult struct {
@@ -228,7 +209,7 @@ func verifyTopK(ctx context.Context, w *walker, top []ScanRow, progress func(Pro
 	res := &TopK{Flips: top}
 	flips := make([]patch.Flip, len(top))
 	for i, r := range top {
-		flips[i] = r.Flip()
+		flips[i] = r.Flip
 	}
 	if err := w.e.Apply(flips); err != nil {
 		return nil, err
@@ -275,7 +256,7 @@ func verifyTopK(ctx context.Context, w *walker, top []ScanRow, progress func(Pro
 func ScanPatch(name string, rows []ScanRow, meta map[string]any) *patch.Patch {
 	p := &patch.Patch{Name: name, Metadata: meta}
 	for _, r := range rows {
-		p.Flips = append(p.Flips, r.Flip())
+		p.Flips = append(p.Flips, r.Flip)
 	}
 	return p
 }

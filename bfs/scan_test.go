@@ -40,7 +40,7 @@ func TestScanMatchesBruteForce(t *testing.T) {
 	for r := 0; r < rows; r++ {
 		f := patch.RowFlip(1, "k_proj", r)
 		brute[r] = scanRow(f, naiveLoss(t, m, o, base, f))
-		require.Equal(t, RecordOf(f), res.Rows[r].FlipRecord, "pool order")
+		require.Equal(t, f, res.Rows[r].Flip, "pool order")
 		require.InDelta(t, brute[r].S, res.Rows[r].S, exactTol)
 	}
 	// Top-k by the scan equals top-k by brute force.
@@ -48,7 +48,7 @@ func TestScanMatchesBruteForce(t *testing.T) {
 	got := res.Best(5)
 	require.Len(t, got, len(want))
 	for i := range want {
-		require.Equal(t, want[i].FlipRecord, got[i].FlipRecord)
+		require.Equal(t, want[i].Flip, got[i].Flip)
 	}
 	// The budget-k patch and its greedy verification, against the naive path.
 	tk := res.TopK
@@ -56,17 +56,17 @@ func TestScanMatchesBruteForce(t *testing.T) {
 	require.Equal(t, got, tk.Flips)
 	all := make([]patch.Flip, len(tk.Flips))
 	for i, r := range tk.Flips {
-		all[i] = r.Flip()
+		all[i] = r.Flip
 	}
 	require.InDelta(t, naiveLoss(t, m, o, base, all...), tk.Loss, exactTol)
 	var kept []patch.Flip
 	bestLoss := 0.0
 	for i, st := range tk.Steps {
-		require.Equal(t, tk.Flips[i].FlipRecord, st.FlipRecord)
-		require.InDelta(t, naiveLoss(t, m, o, base, append(append([]patch.Flip{}, kept...), st.Flip())...), st.Loss, exactTol)
+		require.Equal(t, tk.Flips[i].Flip, st.Flip)
+		require.InDelta(t, naiveLoss(t, m, o, base, append(append([]patch.Flip{}, kept...), st.Flip)...), st.Loss, exactTol)
 		require.Equal(t, st.Loss < bestLoss, st.Kept)
 		if st.Kept {
-			kept = append(kept, st.Flip())
+			kept = append(kept, st.Flip)
 			bestLoss = st.Loss
 		}
 	}
@@ -108,12 +108,12 @@ func TestScanSampled(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, res.Rows, again.Rows, "same seed, same sample and scores")
 			base := naiveScores(t, m, o.Tokenizer, smallTarget().Probes, o.Metric)
-			seen := map[FlipRecord]bool{}
+			seen := map[patch.Flip]bool{}
 			for _, r := range res.Rows {
-				require.Equal(t, c.kind, r.Flip().Kind())
-				require.False(t, seen[r.FlipRecord], "distinct")
-				seen[r.FlipRecord] = true
-				require.InDelta(t, naiveLoss(t, m, o, base, r.Flip()), r.S, exactTol)
+				require.Equal(t, c.kind, r.Flip.Kind())
+				require.False(t, seen[r.Flip], "distinct")
+				seen[r.Flip] = true
+				require.InDelta(t, naiveLoss(t, m, o, base, r.Flip), r.S, exactTol)
 			}
 			sorted := res.Sorted(BySigned)
 			for i := 1; i < len(sorted); i++ {

@@ -320,7 +320,7 @@ func (s *search) run(ctx context.Context) error {
 					if err := s.w.accept(s.pending[j]); err != nil {
 						return err
 					}
-					s.accepted = append(s.accepted, Step{FlipRecord: RecordOf(s.pending[j]), Iteration: s.iter, Fitness: s.w.best})
+					s.accepted = append(s.accepted, Step{Flip: s.pending[j], Iteration: s.iter, Fitness: s.w.best})
 					accepted = true
 				}
 			}

@@ -26,7 +26,7 @@ func (s *search) scanPhase(ctx context.Context) error {
 	defer func() { s.times.Scan += time.Since(t0).Seconds() }()
 	done := map[patch.Flip]bool{}
 	for _, a := range s.accepted {
-		done[a.Flip()] = true
+		done[a.Flip] = true
 	}
 	// The sample depends only on the seed and the round, so a resumed scan sees the same one
 	// and goes on from scanPos with the scores kept so far.
@@ -51,7 +51,7 @@ func (s *search) scanPhase(ctx context.Context) error {
 		}
 		for k, o := range outs {
 			if !o.screened && o.fitness > s.w.best {
-				s.scanGood = append(s.scanGood, ScanScore{RecordOf(cands[k]), o.fitness})
+				s.scanGood = append(s.scanGood, ScanScore{cands[k], o.fitness})
 			}
 		}
 		s.scanPos = int64(end)
@@ -68,7 +68,7 @@ func (s *search) scanPhase(ctx context.Context) error {
 	slices.SortStableFunc(good, func(a, b ScanScore) int { return cmp.Compare(b.F, a.F) })
 	s.order = make([]patch.Flip, 0, len(good))
 	for _, g := range good {
-		s.order = append(s.order, g.Flip())
+		s.order = append(s.order, g.Flip)
 	}
 	s.orderPos, s.scanPos, s.scanGood = 0, 0, nil
 	s.rounds++

@@ -85,7 +85,7 @@ func TestSearchRaisesFitness(t *testing.T) {
 			// The patch carries the flips in acceptance order and upstream's metadata.
 			require.Len(t, res.Patch.Flips, len(r.Accepted))
 			for i, a := range r.Accepted {
-				require.Equal(t, a.Flip(), res.Patch.Flips[i])
+				require.Equal(t, a.Flip, res.Patch.Flips[i])
 			}
 			for _, k := range []string{"search_algorithm", "metric", "backend", "search_layers", "search_projs", "max_iters",
 				"control_penalty", "final_fitness", "search_time_seconds", "screened_out", "granularity", "seed"} {

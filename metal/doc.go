@@ -16,9 +16,9 @@
 //
 // The backend itself (backend.go, session.go, weights.go) is written against a small device
 // interface, so the same code also runs on the CPU harness of shaders/shim (NewEmulated), which
-// is how it is tested on machines without Metal. It also implements bfs.BatchEvaluator
+// is how it is tested on machines without Metal. It also implements runtime.BatchEvaluator
 // (flipped.go, flipplan.go, kvstore.go): candidate flips scored over a batch of sequences
-// without touching the weights, which bfs.NewEvaluator picks up by type assertion. On other
+// without touching the weights, which the search (bfs.NewEvaluator) picks up by type assertion. On other
 // platforms, or with the nometal build tag, New and Available return ErrUnavailable.
 package metal
 

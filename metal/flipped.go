@@ -6,7 +6,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/bankai-metal/bankai-metal/bfs"
 	"github.com/bankai-metal/bankai-metal/runtime"
 )
 
@@ -81,11 +80,11 @@ type seqRun struct {
 	kv      *kvStore // nil: its keys stay in the batch buffers
 }
 
-// RunFlipped implements bfs.BatchEvaluator on the device: layers [from, to) run over the batch
+// RunFlipped implements runtime.BatchEvaluator on the device: layers [from, to) run over the batch
 // in one command buffer (a few for batches over maxChunk rows, see flipChunk), x (Σ seqs.N,
 // Hidden) uploaded once and read back once, and each span's flip applied to its rows after its
 // projection's matvec (flipplan.go: the flipped row is recomputed from a flipped copy of its
-// weights, so the result equals running the model with the flip written, and bfs.CPUBatch in
+// weights, so the result equals running the model with the flip written, and runtime.CPUBatch in
 // either mode up to float rounding).
 //
 // A sequence with a KV cache continues it from c.Len() and appends its keys and values without
@@ -93,7 +92,7 @@ type seqRun struct {
 // the cache (kvstore.go), and never written into the runtime.KVCache, whose length alone is used.
 // So a cache continued here must only be continued here, on this backend: one holding positions
 // this backend did not compute is an error. Results for a row do not depend on the other rows.
-func (b *backend) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flips []bfs.FlipSpan) error {
+func (b *backend) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flips []runtime.FlipSpan) error {
 	if b.closed {
 		return errClosed
 	}
@@ -109,7 +108,7 @@ func (b *backend) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flip
 		return fmt.Errorf("metal: RunFlipped: residual stream of %d floats for %d rows", len(x), rows)
 	}
 	for _, f := range flips {
-		if err := bfs.CheckSpan(m, f, rows); err != nil {
+		if err := runtime.CheckSpan(m, f, rows); err != nil {
 			return err
 		}
 	}

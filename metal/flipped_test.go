@@ -6,14 +6,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/bankai-metal/bankai-metal/bfs"
+	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
-// The backend is a bfs.BatchEvaluator, so bfs.NewEvaluator uses it.
-var _ bfs.BatchEvaluator = (*backend)(nil)
+// The backend is a runtime.BatchEvaluator, so the search uses it.
+var _ runtime.BatchEvaluator = (*backend)(nil)
 
 // randomMatrix returns a rows x cols matrix with random signs and fp16 scales, split layout.
 func randomMatrix(t *testing.T, rng *rand.Rand, rows, cols int) *q1.Matrix {
@@ -43,11 +43,11 @@ func TestPlanFlips(t *testing.T) {
 	}
 	const rows = 10
 	starts := []int{0, 3, 4}
-	span := func(p runtime.Proj, row, group, col, start, n int) bfs.FlipSpan {
-		return bfs.FlipSpan{Proj: p, Row: row, Group: group, Col: col, Start: start, N: n}
+	span := func(p runtime.Proj, row, group, col, start, n int) runtime.FlipSpan {
+		return runtime.FlipSpan{Flip: patch.Flip{Proj: p.String(), Row: row, Group: group, Col: col}, Start: start, N: n}
 	}
 	for _, p := range []runtime.Proj{runtime.ProjUp, runtime.ProjK} {
-		spans := []bfs.FlipSpan{
+		spans := []runtime.FlipSpan{
 			span(p, 2, -1, -1, 0, 6),   // a row, rows 0..5
 			span(p, 3, 1, -1, 2, 8),    // a group in the same block, overlapping
 			span(p, 6, -1, -1, 5, 3),   // a row in the block [0,8) that the tail block [5,13) also covers
@@ -83,7 +83,7 @@ func TestPlanFlips(t *testing.T) {
 			flipped := cloneMatrix(mat)
 			for _, f := range spans {
 				if f.Start <= r && r < f.Start+f.N {
-					flipIn(flipped, f, f.Row)
+					flipped.Flip(f.Row, f.Group, f.Col)
 				}
 			}
 			want := make([]float32, mat.Rows)
@@ -188,7 +188,7 @@ func TestRunFlippedSplit(t *testing.T) {
 	for i := range x {
 		x[i] = 0.2*rng.Float32() - 0.1
 	}
-	flips := []bfs.FlipSpan{{Layer: 1, Proj: runtime.ProjGate, Row: 3, Group: -1, Col: -1, Start: 1, N: 3}}
+	flips := []runtime.FlipSpan{{Flip: patch.Flip{Layer: 1, Proj: runtime.ProjGate.String(), Row: 3, Group: -1, Col: -1}, Start: 1, N: 3}}
 	one := append([]float32(nil), x...)
 	require.NoError(t, b.RunFlipped(0, 2, one, seqs, flips))
 	defer func(c int) { flipChunk = c }(flipChunk)

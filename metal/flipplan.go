@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 
-	"github.com/bankai-metal/bankai-metal/bfs"
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 	"github.com/bankai-metal/bankai-metal/shaders"
@@ -16,7 +15,7 @@ import (
 // few weight rows around the flipped one with the flip applied, and writes those outputs over
 // the projection's. The rows other than the flipped one come out exactly as the projection
 // computed them (the same kernel on the same bits and inputs), and the flipped row exactly as
-// it would with the flip written to the weights: the bit-exact mode of bfs.CPUBatch, computed
+// it would with the flip written to the weights: the bit-exact mode of runtime.CPUBatch, computed
 // by the GPU's own kernel.
 //
 // The block is one threadgroup of matvec_q1 (blockRows rows): its layout declares the
@@ -54,15 +53,15 @@ func isKV(p runtime.Proj) bool { return p == runtime.ProjK || p == runtime.ProjV
 // A fixup never straddles a sequence boundary for K and V (whose outputs go to per-sequence KV
 // caches) nor a span boundary. Where spans overlap, the block carries every flip covering those
 // rows, applied in span order, as if they were all written to the weights.
-func planFlips(m *runtime.Model, spans []bfs.FlipSpan, starts []int, rows int) (*flipPlan, error) {
+func planFlips(m *runtime.Model, spans []runtime.FlipSpan, starts []int, rows int) (*flipPlan, error) {
 	p := &flipPlan{fix: map[projKey][]fixup{}}
-	by := map[projKey][]bfs.FlipSpan{}
+	by := map[projKey][]runtime.FlipSpan{}
 	var keys []projKey
 	for _, f := range spans {
 		if f.N == 0 {
 			continue
 		}
-		k := projKey{f.Layer, f.Proj}
+		k := projKey{f.Layer, f.Projection()}
 		if by[k] == nil {
 			keys = append(keys, k)
 		}
@@ -82,7 +81,7 @@ func planFlips(m *runtime.Model, spans []bfs.FlipSpan, starts []int, rows int) (
 		cuts = slices.Compact(cuts)
 		for i := 0; i+1 < len(cuts); i++ {
 			a, z := cuts[i], cuts[i+1]
-			var cover []bfs.FlipSpan // the spans over rows [a, z), in span order
+			var cover []runtime.FlipSpan // the spans over rows [a, z), in span order
 			for _, f := range group {
 				if f.Start <= a && a < f.Start+f.N {
 					cover = append(cover, f)
@@ -103,7 +102,7 @@ func planFlips(m *runtime.Model, spans []bfs.FlipSpan, starts []int, rows int) (
 				blk := blockMatrix(mat, p.w[off:], br)
 				for _, f := range cover {
 					if f.Row >= row0 && f.Row < row0+br {
-						flipIn(blk, f, f.Row-row0)
+						blk.Flip(f.Row-row0, f.Group, f.Col)
 					}
 				}
 				p.fix[k] = append(p.fix[k], fixup{start: a, n: z - a, row0: row0, rows: br, off: off})
@@ -137,18 +136,6 @@ func blockMatrix(mat *q1.Matrix, w []byte, n int) *q1.Matrix {
 	signs := n * mat.Groups * q1.GroupSignBytes
 	return &q1.Matrix{Name: mat.Name, Rows: n, Cols: mat.Cols, Groups: mat.Groups,
 		Bits: w[:signs:signs], BitStride: q1.GroupSignBytes, Scales: w[signs : signs+2*n*mat.Groups], ScaleStride: 2, Kind: mat.Kind}
-}
-
-// flipIn applies f's flip to row r of m.
-func flipIn(m *q1.Matrix, f bfs.FlipSpan, r int) {
-	switch {
-	case f.Group >= 0:
-		m.FlipGroup(r, f.Group)
-	case f.Col >= 0:
-		m.FlipBit(r, f.Col)
-	default:
-		m.FlipRow(r)
-	}
 }
 
 // layout describes a fixup's block for matvec_q1, with the signs and scales in one buffer bound

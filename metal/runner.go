@@ -11,7 +11,7 @@ import (
 )
 
 // KernelRunner runs single kernels on a device, for tests that compare every kernel with its Go
-// twin in runtime/cpu (runtime/backendtest). Each method uploads its inputs into fresh buffers,
+// twin in runtime/cpu (internal/backendtest). Each method uploads its inputs into fresh buffers,
 // dispatches once, waits and returns the output. Matrices are copied, never wrapped. Output
 // buffers carry guard values after the data; a kernel writing into them is reported as an
 // error. A KernelRunner is not safe for concurrent use.

@@ -96,7 +96,7 @@ func TestPlaceCopiesHeapMemory(t *testing.T) {
 	require.True(t, w.scales.copied)
 	require.Equal(t, mat.Bits, w.bits.buf.bytes()[w.bits.off:][:len(mat.Bits)])
 
-	mat.FlipRow(2)
+	mat.Flip(2, -1, -1)
 	require.NotEqual(t, mat.Bits, w.bits.buf.bytes()[:len(mat.Bits)])
 	require.NoError(t, ws.refresh([]*q1.Matrix{mat}))
 	require.Equal(t, mat.Bits, w.bits.buf.bytes()[:len(mat.Bits)])

@@ -237,7 +237,7 @@ func Diff(a, b Target) (*Patch, error) {
 	var total int64
 	var d []byte // (groups*16) XOR of one row's sign bytes
 	for l := range a.NumLayers() {
-		for _, proj := range projOrder {
+		for _, proj := range Projections() {
 			ma, err := a.Matrix(l, proj)
 			if err != nil {
 				return nil, fmt.Errorf("patch: diff: first model: L%d.%s: %w", l, proj, err)

@@ -1,7 +1,6 @@
 package patch
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -64,13 +63,8 @@ func resolve(t Target, flips []Flip, strict bool) ([]Flip, []*q1.Matrix, error) 
 			}
 			cache[k] = m
 		}
-		switch {
-		case f.Row >= m.Rows:
-			return nil, nil, fmt.Errorf("flip %d: row %d out of range [0,%d) in L%d.%s", i, f.Row, m.Rows, f.Layer, f.Proj)
-		case f.Kind() == KindGroup && f.Group >= m.Groups:
-			return nil, nil, fmt.Errorf("flip %d: group %d out of range [0,%d) in L%d.%s", i, f.Group, m.Groups, f.Layer, f.Proj)
-		case f.Kind() == KindBit && f.Col >= m.Cols:
-			return nil, nil, fmt.Errorf("flip %d: col %d out of range [0,%d) in L%d.%s", i, f.Col, m.Cols, f.Layer, f.Proj)
+		if err := m.CheckFlip(f.Row, f.Group, f.Col); err != nil {
+			return nil, nil, fmt.Errorf("flip %d: %w in L%d.%s", i, err, f.Layer, f.Proj)
 		}
 		mats[i] = m
 	}
@@ -80,25 +74,8 @@ func resolve(t Target, flips []Flip, strict bool) ([]Flip, []*q1.Matrix, error) 
 // flipAll XORs every flip into its matrix. The flips must come from resolve.
 func flipAll(flips []Flip, mats []*q1.Matrix) {
 	for i, f := range flips {
-		m := mats[i]
-		switch f.Kind() {
-		case KindRow:
-			for g := range m.Groups {
-				negateGroup(m.GroupSigns(f.Row, g))
-			}
-		case KindGroup:
-			negateGroup(m.GroupSigns(f.Row, f.Group))
-		case KindBit:
-			m.FlipBit(f.Row, f.Col)
-		}
+		mats[i].Flip(f.Row, f.Group, f.Col)
 	}
-}
-
-// negateGroup XORs the 16 sign bytes of a group with ones, 8 bytes at a time (the same result as
-// q1.Matrix.FlipGroup, several times faster).
-func negateGroup(s []byte) {
-	binary.LittleEndian.PutUint64(s, ^binary.LittleEndian.Uint64(s))
-	binary.LittleEndian.PutUint64(s[8:], ^binary.LittleEndian.Uint64(s[8:]))
 }
 
 // Validate checks every flip against t: a known projection, layer < NumLayers, row < Rows,

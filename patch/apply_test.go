@@ -56,7 +56,7 @@ func TestValidateErrors(t *testing.T) {
 		{GroupFlip(0, "down_proj", 1, 3), "flip 1: group 3 out of range [0,3) in L0.down_proj"},
 		{GroupFlip(0, "up_proj", 1, 2), "flip 1: group 2 out of range [0,2) in L0.up_proj"},
 		{BitFlip(1, "attn_k", 0, 256), "flip 1: col 256 out of range [0,256) in L1.k_proj"},
-		{RowFlip(0, "x_proj", 0), `flip 1: unknown projection "x_proj"`},
+		{RowFlip(0, "x_proj", 0), `flip 1: unknown projection "x_proj" (want one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)`},
 		{RowFlip(0, "up_proj", -1), "flip 1: negative row -1"},
 		{Flip{Proj: "up_proj"}, "flip 1: group 0 and col 0: want a row (both -1), group (col -1) or bit (group -1) flip"},
 		{RowFlip(0, "ffn_up", 0), "flip 1: L0.up_proj row 0 duplicates flip 0 (a repeated flip cancels itself)"},

@@ -13,40 +13,27 @@ import (
 // A row flip has Group == -1 and Col == -1, a group flip has Group >= 0 and Col == -1, and a
 // single-weight (bit) flip has Group == -1 and Col >= 0. Use RowFlip, GroupFlip and BitFlip to
 // build one: the zero Flip has Group == 0 and Col == 0 and is invalid.
+//
+// It is the one flip address of bankai-metal: patches, search reports, scan results and
+// checkpoints hold it (as JSON with these lower-case keys), and backends take it in a FlipSpan.
 type Flip struct {
-	Layer int    // decoder layer
-	Proj  string // Hugging Face projection name, e.g. "up_proj"
-	Row   int    // output row
-	Group int    // 128-weight group within the row, or -1 for the whole row
-	Col   int    // column of a single-weight flip, or -1
+	Layer int    `json:"layer"` // decoder layer
+	Proj  string `json:"proj"`  // Hugging Face projection name, e.g. "up_proj"
+	Row   int    `json:"row"`   // output row
+	Group int    `json:"group"` // 128-weight group within the row, or -1 for the whole row
+	Col   int    `json:"col"`   // column of a single-weight flip, or -1
 }
 
-// Kind is the granularity of a flip.
-type Kind int
+// Kind is the granularity of a flip (q1.KindOf decodes it from Group and Col).
+type Kind = q1.Kind
 
+// The granularities, as q1 defines them.
 const (
-	// KindInvalid is a flip whose Group and Col do not describe any granularity.
-	KindInvalid Kind = iota
-	// KindRow flips every sign bit of one output row.
-	KindRow
-	// KindGroup flips the 128 sign bits of one group of one row.
-	KindGroup
-	// KindBit flips one sign bit.
-	KindBit
+	KindInvalid = q1.KindInvalid
+	KindRow     = q1.KindRow
+	KindGroup   = q1.KindGroup
+	KindBit     = q1.KindBit
 )
-
-// String returns "row", "group", "bit" or "invalid".
-func (k Kind) String() string {
-	switch k {
-	case KindRow:
-		return "row"
-	case KindGroup:
-		return "group"
-	case KindBit:
-		return "bit"
-	}
-	return "invalid"
-}
 
 // RowFlip returns the flip of every sign bit of row row.
 func RowFlip(layer int, proj string, row int) Flip {
@@ -64,17 +51,7 @@ func BitFlip(layer int, proj string, row, col int) Flip {
 }
 
 // Kind reports the granularity of f, or KindInvalid.
-func (f Flip) Kind() Kind {
-	switch {
-	case f.Group == -1 && f.Col == -1:
-		return KindRow
-	case f.Group >= 0 && f.Col == -1:
-		return KindGroup
-	case f.Group == -1 && f.Col >= 0:
-		return KindBit
-	}
-	return KindInvalid
-}
+func (f Flip) Kind() Kind { return q1.KindOf(f.Group, f.Col) }
 
 // String formats f as "L3.up_proj row 7", "L3.up_proj row 7 group 2" or "L3.up_proj row 7 col 300".
 func (f Flip) String() string {
@@ -90,36 +67,57 @@ func (f Flip) String() string {
 	return s
 }
 
-// projOrder lists the Hugging Face projection names in the order used for sorting.
-var projOrder = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-
-// ggufProj maps GGUF tensor stems to Hugging Face projection names.
-var ggufProj = map[string]string{
-	"attn_q": "q_proj", "attn_k": "k_proj", "attn_v": "v_proj", "attn_output": "o_proj",
-	"ffn_gate": "gate_proj", "ffn_up": "up_proj", "ffn_down": "down_proj",
+// projTable is the one list of the seven projections of a Qwen3 layer, in layer order (the
+// order flips sort in): the Hugging Face name a flip uses, and the GGUF tensor stem.
+var projTable = [NumProj]struct{ hf, gguf string }{
+	{"q_proj", "attn_q"}, {"k_proj", "attn_k"}, {"v_proj", "attn_v"}, {"o_proj", "attn_output"},
+	{"gate_proj", "ffn_gate"}, {"up_proj", "ffn_up"}, {"down_proj", "ffn_down"},
 }
 
-// Projections returns the seven Hugging Face projection names a flip may address.
-func Projections() []string { return slices.Clone(projOrder) }
+// NumProj is the number of projections in a decoder layer.
+const NumProj = 7
 
-// CanonicalProj returns the Hugging Face name of a projection given either its Hugging Face name
-// (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj) or its GGUF name (attn_q attn_k
-// attn_v attn_output ffn_gate ffn_up ffn_down).
+// Projections returns the seven Hugging Face projection names a flip may address, in order.
+func Projections() []string {
+	out := make([]string, NumProj)
+	for i, p := range projTable {
+		out[i] = p.hf
+	}
+	return out
+}
+
+// ProjName returns the Hugging Face name of projection i (0 <= i < NumProj).
+func ProjName(i int) string { return projTable[i].hf }
+
+// ProjGGUF returns the GGUF tensor stem of projection i ("ffn_up").
+func ProjGGUF(i int) string { return projTable[i].gguf }
+
+// ProjIndex returns the index of a projection given its Hugging Face name (q_proj k_proj
+// v_proj o_proj gate_proj up_proj down_proj) or its GGUF name (attn_q attn_k attn_v
+// attn_output ffn_gate ffn_up ffn_down).
+func ProjIndex(name string) (int, error) {
+	for i, p := range projTable {
+		if name == p.hf || name == p.gguf {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown projection %q (want one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)", name)
+}
+
+// CanonicalProj returns the Hugging Face name of a projection given either of its names.
 func CanonicalProj(name string) (string, error) {
-	if slices.Contains(projOrder, name) {
-		return name, nil
+	i, err := ProjIndex(name)
+	if err != nil {
+		return "", err
 	}
-	if hf, ok := ggufProj[name]; ok {
-		return hf, nil
-	}
-	return "", fmt.Errorf("unknown projection %q", name)
+	return projTable[i].hf, nil
 }
 
 func projIndex(name string) int {
-	if i := slices.Index(projOrder, name); i >= 0 {
+	if i, err := ProjIndex(name); err == nil {
 		return i
 	}
-	return len(projOrder)
+	return NumProj
 }
 
 // rowKey identifies one output row of one projection.

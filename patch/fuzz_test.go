@@ -55,7 +55,7 @@ func fuzzFlips(data []byte) []Flip {
 	seen := map[Flip]bool{}
 	var out []Flip
 	for ; len(data) >= 5; data = data[5:] {
-		proj := projOrder[int(data[1])%len(projOrder)]
+		proj := ProjName(int(data[1]) % NumProj)
 		s := fakeShapes[proj]
 		l, r := int(data[0])%2, int(data[2])%s[0]
 		var f Flip

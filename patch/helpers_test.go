@@ -163,7 +163,7 @@ func randomFlips(rng *rand.Rand, layers, n int) []Flip {
 	seen := map[Flip]bool{}
 	var out []Flip
 	for len(out) < n {
-		proj := projOrder[rng.IntN(len(projOrder))]
+		proj := ProjName(rng.IntN(NumProj))
 		s := fakeShapes[proj]
 		l, r := rng.IntN(layers), rng.IntN(s[0])
 		var f Flip

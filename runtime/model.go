@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 	"github.com/bankai-metal/bankai-metal/runtime/mlx"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
@@ -36,7 +37,7 @@ func (c Config) KVDim() int { return c.KVHeads * c.HeadDim }
 // Proj names a projection of a decoder layer, by its Hugging Face name.
 type Proj int
 
-// The seven projections of a Qwen3 layer.
+// The seven projections of a Qwen3 layer, in the order of patch's one list of their names.
 const (
 	ProjQ Proj = iota
 	ProjK
@@ -48,22 +49,16 @@ const (
 	NumProj
 )
 
-var projNames = [NumProj]string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-var projGGUF = [NumProj]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
-
-func (p Proj) String() string { return projNames[p] }
+// String is the Hugging Face name of the projection ("up_proj").
+func (p Proj) String() string { return patch.ProjName(int(p)) }
 
 // GGUFName is the GGUF tensor stem of the projection ("ffn_up").
-func (p Proj) GGUFName() string { return projGGUF[p] }
+func (p Proj) GGUFName() string { return patch.ProjGGUF(int(p)) }
 
 // ParseProj accepts a Hugging Face name (up_proj) or a GGUF name (ffn_up).
 func ParseProj(s string) (Proj, error) {
-	for i := range projNames {
-		if s == projNames[i] || s == projGGUF[i] {
-			return Proj(i), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown projection %q (want one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)", s)
+	i, err := patch.ProjIndex(s)
+	return Proj(i), err
 }
 
 // Layer holds the weights of one decoder layer.
@@ -144,3 +139,6 @@ func (m *Model) Params() int64 {
 	}
 	return n + int64(len(m.OutNorm))
 }
+
+// The projection list is patch's; the enum must match it.
+var _ [NumProj]struct{} = [patch.NumProj]struct{}{}

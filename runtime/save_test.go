@@ -33,8 +33,8 @@ func TestSaveCopy(t *testing.T) {
 			base := m.Fingerprint()
 			up, err := m.Matrix(1, "up_proj")
 			require.NoError(t, err)
-			up.FlipRow(7)
-			up.FlipBit(9, 100)
+			up.Flip(7, -1, -1)
+			up.Flip(9, -1, 100)
 			out := filepath.Join(t.TempDir(), "patched"+filepath.Ext(src))
 			require.NoError(t, m.SaveCopy(out, runtime.SaveOptions{Note: `{"patches":["test"]}`}))
 			require.Equal(t, before, fileHash(t, weights), "the source file never changes")
@@ -45,8 +45,8 @@ func TestSaveCopy(t *testing.T) {
 			require.NotEqual(t, base, p.Fingerprint())
 			pu, err := p.Matrix(1, "up_proj")
 			require.NoError(t, err)
-			up.FlipRow(7) // back to the base
-			up.FlipBit(9, 100)
+			up.Flip(7, -1, -1) // back to the base
+			up.Flip(9, -1, 100)
 			diff := 0
 			for r := 0; r < up.Rows; r++ {
 				for c := 0; c < up.Cols; c++ {

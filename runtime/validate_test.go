@@ -164,6 +164,7 @@ func (s *uncheckedSession) Forward(tokens []int32, all bool) ([]float32, error) 
 	return out, nil
 }
 func (s *uncheckedSession) Len() int       { return s.n }
+func (s *uncheckedSession) Close() error   { return nil }
 func (s *uncheckedSession) Max() int       { return 32 }
 func (s *uncheckedSession) Truncate(n int) { s.n = min(s.n, n) }
 

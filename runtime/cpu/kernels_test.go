@@ -80,11 +80,11 @@ func TestFlipDeltaEqualsFlippedWeights(t *testing.T) {
 		flip := func() {
 			switch {
 			case f.group < 0 && f.col < 0:
-				m.FlipRow(f.row)
+				m.Flip(f.row, -1, -1)
 			case f.col < 0:
-				m.FlipGroup(f.row, f.group)
+				m.Flip(f.row, f.group, -1)
 			default:
-				m.FlipBit(f.row, f.col)
+				m.Flip(f.row, -1, f.col)
 			}
 		}
 		flip()

@@ -156,7 +156,7 @@ func TestWriteDirOpen(t *testing.T) {
 			require.NoError(t, err)
 			up := m.Matrices["model.layers.1.mlp.up_proj"]
 			w0 := up.Weight(5, 130)
-			up.FlipBit(5, 130)
+			up.Flip(5, -1, 130)
 			require.Equal(t, -w0, up.Weight(5, 130))
 			st, err := ParseSafetensors(m.maps[0])
 			require.NoError(t, err)

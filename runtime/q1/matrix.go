@@ -138,26 +138,87 @@ func (m *Matrix) Weight(r, c int) float32 {
 	return -d
 }
 
-// FlipBit negates weight (r, c).
-func (m *Matrix) FlipBit(r, c int) {
-	s := m.GroupSigns(r, c/GroupSize)
-	j := c % GroupSize
-	s[j>>3] ^= 1 << (j & 7)
+// Kind is the granularity of a flip, decoded from its (group, col) pair by KindOf.
+type Kind uint8
+
+const (
+	// KindInvalid is a (group, col) pair that describes no granularity.
+	KindInvalid Kind = iota
+	// KindRow flips every sign bit of one output row (group -1, col -1).
+	KindRow
+	// KindGroup flips the 128 sign bits of one group of one row (group >= 0, col -1).
+	KindGroup
+	// KindBit flips one sign bit (group -1, col >= 0).
+	KindBit
+)
+
+// String returns "row", "group", "bit" or "invalid".
+func (k Kind) String() string {
+	switch k {
+	case KindRow:
+		return "row"
+	case KindGroup:
+		return "group"
+	case KindBit:
+		return "bit"
+	}
+	return "invalid"
 }
 
-// FlipGroup negates the 128 weights of group g of row r.
-func (m *Matrix) FlipGroup(r, g int) {
+// KindOf is the one place a flip's granularity is read from its (group, col) pair: a row
+// flip has both -1, a group flip has col -1, a bit flip has group -1.
+func KindOf(group, col int) Kind {
+	switch {
+	case group == -1 && col == -1:
+		return KindRow
+	case group >= 0 && col == -1:
+		return KindGroup
+	case group == -1 && col >= 0:
+		return KindBit
+	}
+	return KindInvalid
+}
+
+// CheckFlip reports whether (row, group, col) addresses sign bits of m, naming the value out
+// of range: "row 99999 out of range [0,12288)".
+func (m *Matrix) CheckFlip(row, group, col int) error {
+	switch k := KindOf(group, col); {
+	case k == KindInvalid:
+		return fmt.Errorf("group %d and col %d: want a row (both -1), group (col -1) or bit (group -1) flip", group, col)
+	case row < 0 || row >= m.Rows:
+		return fmt.Errorf("row %d out of range [0,%d)", row, m.Rows)
+	case k == KindGroup && group >= m.Groups:
+		return fmt.Errorf("group %d out of range [0,%d)", group, m.Groups)
+	case k == KindBit && col >= m.Cols:
+		return fmt.Errorf("col %d out of range [0,%d)", col, m.Cols)
+	}
+	return nil
+}
+
+// Flip XORs the sign bits that (row, group, col) addresses (see KindOf): the whole row, one
+// 128-weight group, or one weight. Scales are untouched, so it is its own inverse. The address
+// must pass CheckFlip.
+func (m *Matrix) Flip(row, group, col int) {
+	switch KindOf(group, col) {
+	case KindRow:
+		for g := 0; g < m.Groups; g++ {
+			m.flipGroup(row, g)
+		}
+	case KindGroup:
+		m.flipGroup(row, group)
+	case KindBit:
+		s := m.GroupSigns(row, col/GroupSize)
+		j := col % GroupSize
+		s[j>>3] ^= 1 << (j & 7)
+	}
+}
+
+// flipGroup negates the 128 weights of group g of row r with two 64-bit XORs (the group is
+// only 2-byte aligned in GGUF, so it goes through encoding/binary).
+func (m *Matrix) flipGroup(r, g int) {
 	s := m.GroupSigns(r, g)
-	// two 64-bit XORs; the group is only 2-byte aligned in GGUF, so go through encoding/binary
 	binary.LittleEndian.PutUint64(s, ^binary.LittleEndian.Uint64(s))
 	binary.LittleEndian.PutUint64(s[8:], ^binary.LittleEndian.Uint64(s[8:]))
-}
-
-// FlipRow negates every weight of row r (scales are untouched).
-func (m *Matrix) FlipRow(r int) {
-	for g := 0; g < m.Groups; g++ {
-		m.FlipGroup(r, g)
-	}
 }
 
 // DequantRow writes the Cols weights of row r into dst.

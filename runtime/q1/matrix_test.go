@@ -58,9 +58,9 @@ func TestViewsAgree(t *testing.T) {
 	check()
 	w10, w31, w4 := a.Weight(1, 0), a.Weight(3, 130), a.Weight(4, 200)
 	for _, m := range []*Matrix{a, b} {
-		m.FlipRow(1)
-		m.FlipGroup(3, 1)
-		m.FlipBit(4, 200)
+		m.Flip(1, -1, -1)
+		m.Flip(3, 1, -1)
+		m.Flip(4, -1, 200)
 	}
 	check()
 	require.Equal(t, -w10, a.Weight(1, 0))

@@ -16,7 +16,7 @@ import (
 )
 
 // Bounds of CheckFlipped on the residual stream: a result passes if its NMSE against
-// bfs.CPUBatch{Delta: true} is at most MaxNMSE or its largest absolute difference at most
+// runtime.CPUBatch{Delta: true} is at most MaxNMSE or its largest absolute difference at most
 // MaxFlippedAbs. The two sides differ by float rounding in every kernel (≤ MaxNMSE each) and in
 // the flip correction (a recomputed row against FlipDelta's subtraction).
 const MaxFlippedAbs = 1e-4
@@ -43,7 +43,7 @@ func requireFlippedClose(t *testing.T, got, want []float32, where string) {
 // flipsFor returns spans of every kind (row, group, bit) in several projections of layers from..,
 // over a batch of seqs: within one sequence, straddling sequences, over the whole batch,
 // overlapping in one projection (two rows of one weight block, and one row twice), and empty.
-func flipsFor(m *runtime.Model, seqs []runtime.Seq, from int) []bfs.FlipSpan {
+func flipsFor(m *runtime.Model, seqs []runtime.Seq, from int) []runtime.FlipSpan {
 	rows, ends := 0, []int{}
 	for _, s := range seqs {
 		rows += s.N
@@ -54,9 +54,9 @@ func flipsFor(m *runtime.Model, seqs []runtime.Seq, from int) []bfs.FlipSpan {
 		x := m.Layers[l].Proj[p]
 		return x.Rows, x.Groups, x.Cols
 	}
-	var out []bfs.FlipSpan
+	var out []runtime.FlipSpan
 	add := func(l int, p runtime.Proj, row, group, col, start, n int) {
-		out = append(out, bfs.FlipSpan{Layer: l, Proj: p, Row: row, Group: group, Col: col, Start: start, N: n})
+		out = append(out, runtime.FlipSpan{Flip: patch.Flip{Layer: l, Proj: p.String(), Row: row, Group: group, Col: col}, Start: start, N: n})
 	}
 	for l := from; l <= last; l++ {
 		for p := runtime.Proj(0); p < runtime.NumProj; p++ {
@@ -98,16 +98,16 @@ func randomStream(rng *rand.Rand, rows, hidden int) []float32 {
 	return x
 }
 
-// CheckFlipped compares b's bfs.BatchEvaluator with bfs.CPUBatch{Delta: true} on b.Model()
+// CheckFlipped compares b's runtime.BatchEvaluator with runtime.CPUBatch{Delta: true} on b.Model()
 // (which needs 3 layers or more): independent sequences of 1, 5 and 9 tokens from layers 0 and
 // 1; sequences continuing KV caches the way bfs.Evaluator uses them (a prefix phase run in two
 // layer segments, committed, then two phases continuing it); and the errors.
 func CheckFlipped(t *testing.T, b runtime.Backend) {
 	m := b.Model()
 	require.GreaterOrEqual(t, m.NumLayers(), 3)
-	be, ok := b.(bfs.BatchEvaluator)
-	require.True(t, ok, "%s does not implement bfs.BatchEvaluator", b.Name())
-	ref := bfs.CPUBatch{Model: m, Delta: true}
+	be, ok := b.(runtime.BatchEvaluator)
+	require.True(t, ok, "%s does not implement runtime.BatchEvaluator", b.Name())
+	ref := runtime.CPUBatch{Model: m, Delta: true}
 	L := m.NumLayers()
 	rng := rand.New(rand.NewPCG(41, 42))
 
@@ -136,7 +136,7 @@ func CheckFlipped(t *testing.T, b runtime.Backend) {
 			require.NoError(t, be.RunFlipped(from, L, got, seqs, nil))
 			requireFlippedClose(t, got, plain, fmt.Sprintf("from %d, no flips", from))
 			one := slices.Clone(x[:m.Hidden])
-			var first []bfs.FlipSpan
+			var first []runtime.FlipSpan
 			for _, f := range flips {
 				if f.Start == 0 && f.N > 0 {
 					f.N = 1
@@ -155,7 +155,7 @@ func CheckFlipped(t *testing.T, b runtime.Backend) {
 // checkFlippedCaches runs three phases as bfs.Evaluator does: prefixes into fresh caches (layers
 // [0,1) then [1,L)), committed; then answers continuing them, twice from the same prefix. One
 // sequence of each phase has no cache.
-func checkFlippedCaches(t *testing.T, m *runtime.Model, be bfs.BatchEvaluator, ref bfs.CPUBatch, rng *rand.Rand) {
+func checkFlippedCaches(t *testing.T, m *runtime.Model, be runtime.BatchEvaluator, ref runtime.CPUBatch, rng *rand.Rand) {
 	L := m.NumLayers()
 	prefix, ans := []int{4, 1, 6}, [2][]int{{3, 2, 1}, {2, 4, 1}}
 	caches := func() []*runtime.KVCache {
@@ -204,14 +204,14 @@ func checkFlippedCaches(t *testing.T, m *runtime.Model, be bfs.BatchEvaluator, r
 }
 
 // checkFlippedErrors checks that bad input is refused before anything runs.
-func checkFlippedErrors(t *testing.T, m *runtime.Model, be bfs.BatchEvaluator) {
+func checkFlippedErrors(t *testing.T, m *runtime.Model, be runtime.BatchEvaluator) {
 	L := m.NumLayers()
 	x := make([]float32, 4*m.Hidden)
 	seqs := []runtime.Seq{{N: 4}}
 	require.ErrorContains(t, be.RunFlipped(0, L+1, x, seqs, nil), "out of range")
 	require.ErrorContains(t, be.RunFlipped(0, L, x[:3*m.Hidden], seqs, nil), "residual stream")
 	require.ErrorContains(t, be.RunFlipped(0, L, x, []runtime.Seq{{N: 0}}, nil), "0 tokens")
-	bad := []bfs.FlipSpan{{Layer: 0, Proj: runtime.ProjQ, Row: 0, Group: -1, Col: -1, Start: 2, N: 3}}
+	bad := []runtime.FlipSpan{{Flip: patch.Flip{Layer: 0, Proj: runtime.ProjQ.String(), Row: 0, Group: -1, Col: -1}, Start: 2, N: 3}}
 	require.ErrorContains(t, be.RunFlipped(0, L, x, seqs, bad), "outside the batch")
 	bad[0].N, bad[0].Row = 1, m.Layers[0].Proj[runtime.ProjQ].Rows
 	require.ErrorContains(t, be.RunFlipped(0, L, x, seqs, bad), "out of range")

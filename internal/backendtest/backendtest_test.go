@@ -136,7 +136,7 @@ func tiny3(t *testing.T) *runtime.Model {
 	return m
 }
 
-// TestFlipped compares the Metal backend's bfs.BatchEvaluator with bfs.CPUBatch.
+// TestFlipped compares the Metal backend's runtime.BatchEvaluator with runtime.CPUBatch.
 func TestFlipped(t *testing.T) {
 	forEachMetal(t, tiny3(t), CheckFlipped)
 }

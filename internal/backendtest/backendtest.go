@@ -1,7 +1,7 @@
 // Package backendtest cross-checks every backend against the CPU reference: ForEachBackend runs
 // a test on the CPU backend and, when available, on Metal; CheckKernels compares each Metal
 // kernel with its Go twin in runtime/cpu; CheckModel compares a backend's logits with the CPU's;
-// CheckFlipped and CheckEvaluator compare a backend's bfs.BatchEvaluator with the CPU's.
+// CheckFlipped and CheckEvaluator compare a backend's runtime.BatchEvaluator with the CPU's.
 package backendtest
 
 import (

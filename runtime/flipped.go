@@ -1,4 +1,4 @@
-package bfs
+package runtime
 
 import (
 	"fmt"
@@ -7,32 +7,19 @@ import (
 	"sync"
 
 	"github.com/bankai-metal/bankai-metal/patch"
-	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
+
+// Flipped batches: the search scores a candidate flip without writing it, by running the layers
+// with the flip applied to the output of its projection for some rows of a batch only.
 
 // FlipSpan is one candidate flip applied, virtually, to a contiguous range of rows of a batch:
 // the flip's projection output is corrected for rows [Start, Start+N) only, as if the flip were
 // written to the weights for those rows and not for the others.
 type FlipSpan struct {
-	Layer      int
-	Proj       runtime.Proj
-	Row        int
-	Group, Col int // -1, -1: whole row; Group >= 0: one 128-weight group; Col >= 0: one weight
+	patch.Flip     // the flip's address (Proj by Hugging Face or GGUF name)
 	Start, N   int // rows of the batch
-}
-
-// BatchEvaluator is an optional backend capability: run decoder layers over a batch in which
-// every (candidate, sequence) pair is its own sequence and each candidate's flip applies only to
-// its rows. The Evaluator uses it when the backend implements it, else CPUBatch.
-type BatchEvaluator interface {
-	// RunFlipped runs layers [from, to) over the residual stream x (Σ seqs.N, Hidden) in place,
-	// like Model.RunLayers, with every span's flip applied to its rows of its projection's output.
-	// Sequences may continue their own KV caches exactly as in Model.RunLayers (appended, not
-	// committed). Flips never change the weights. Results for a row must not depend on the other
-	// rows, the batch size or the thread count.
-	RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flips []FlipSpan) error
 }
 
 // CPUBatch is the pure-Go BatchEvaluator: Model.RunLayers with a hook that corrects each span's
@@ -45,25 +32,25 @@ type BatchEvaluator interface {
 // For models too small for the matmuls to use several threads, it splits the batch into groups
 // of whole sequences run concurrently.
 type CPUBatch struct {
-	Model *runtime.Model
+	Model *Model
 	Delta bool
 }
 
 // RunFlipped implements BatchEvaluator.
-func (c CPUBatch) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flips []FlipSpan) error {
+func (c CPUBatch) RunFlipped(from, to int, x []float32, seqs []Seq, flips []FlipSpan) error {
 	m := c.Model
 	rows := 0
 	for _, s := range seqs {
 		if s.N <= 0 {
-			return fmt.Errorf("bfs: sequence of %d tokens", s.N)
+			return fmt.Errorf("runtime: sequence of %d tokens", s.N)
 		}
 		rows += s.N
 	}
 	if from < 0 || to > m.NumLayers() || from > to {
-		return fmt.Errorf("bfs: layers [%d, %d) out of range [0, %d]", from, to, m.NumLayers())
+		return fmt.Errorf("runtime: layers [%d, %d) out of range [0, %d]", from, to, m.NumLayers())
 	}
 	if len(x) < rows*m.Hidden {
-		return fmt.Errorf("bfs: residual stream of %d floats for %d rows", len(x), rows)
+		return fmt.Errorf("runtime: residual stream of %d floats for %d rows", len(x), rows)
 	}
 	for _, f := range flips {
 		if err := CheckSpan(m, f, rows); err != nil {
@@ -101,7 +88,7 @@ type part struct{ seq0, seq1, row0, row1 int }
 // partition splits seqs into groups of about equal rows, one per worker, when the model's
 // matrices are small enough that cpu.MatMul would run on one thread and no two sequences share
 // a cache.
-func (c CPUBatch) partition(seqs []runtime.Seq) []part {
+func (c CPUBatch) partition(seqs []Seq) []part {
 	nt := cpu.Threads
 	if nt <= 0 {
 		nt = goruntime.GOMAXPROCS(0)
@@ -111,7 +98,7 @@ func (c CPUBatch) partition(seqs []runtime.Seq) []part {
 		return nil
 	}
 	rows := 0
-	seen := map[*runtime.KVCache]bool{}
+	seen := map[*KVCache]bool{}
 	for _, s := range seqs {
 		if s.Cache != nil {
 			if seen[s.Cache] {
@@ -139,21 +126,21 @@ func (c CPUBatch) partition(seqs []runtime.Seq) []part {
 }
 
 // flipHook returns the Hook applying each span's flip to its rows (see CPUBatch).
-func flipHook(m *runtime.Model, flips []FlipSpan, delta bool) runtime.Hook {
+func flipHook(m *Model, flips []FlipSpan, delta bool) Hook {
 	if len(flips) == 0 {
 		return nil
 	}
 	type key struct {
 		layer int
-		proj  runtime.Proj
+		proj  Proj
 	}
 	by := map[key][]int{}
 	for i, f := range flips {
-		k := key{f.Layer, f.Proj}
+		k := key{f.Layer, f.Projection()} // checked by CheckSpan
 		by[k] = append(by[k], i)
 	}
 	var tmp []float32 // (span rows): the recomputed outputs of one flipped row
-	return func(layer int, p runtime.Proj, in, out []float32, n int) {
+	return func(layer int, p Proj, in, out []float32, n int) {
 		spans := by[key{layer, p}]
 		if len(spans) == 0 {
 			return
@@ -186,47 +173,40 @@ func flippedRow(mat *q1.Matrix, f FlipSpan) *q1.Matrix {
 	}
 	r := &q1.Matrix{Name: mat.Name, Rows: 1, Cols: mat.Cols, Groups: mat.Groups, Bits: bits,
 		BitStride: q1.GroupSignBytes, Scales: scales, ScaleStride: 2, Kind: mat.Kind}
-	switch {
-	case f.Group >= 0:
-		r.FlipGroup(0, f.Group)
-	case f.Col >= 0:
-		r.FlipBit(0, f.Col)
-	default:
-		r.FlipRow(0)
-	}
+	r.Flip(0, f.Group, f.Col)
 	return r
+}
+
+// Projection is the projection of a span that passed CheckSpan.
+func (f FlipSpan) Projection() Proj {
+	p, _ := ParseProj(f.Proj)
+	return p
+}
+
+// Matrix returns the matrix a span that passed CheckSpan flips.
+func (f FlipSpan) Matrix(m *Model) *q1.Matrix { return m.Layers[f.Layer].Proj[f.Projection()] }
+
+// CheckFlip reports whether f addresses sign bits of one of m's projections, naming the value
+// out of range ("row 99999 out of range [0,12288)").
+func (m *Model) CheckFlip(f patch.Flip) error {
+	p, err := ParseProj(f.Proj)
+	if err != nil {
+		return err
+	}
+	if f.Layer < 0 || f.Layer >= m.NumLayers() {
+		return fmt.Errorf("layer %d out of range [0,%d)", f.Layer, m.NumLayers())
+	}
+	return m.Layers[f.Layer].Proj[p].CheckFlip(f.Row, f.Group, f.Col)
 }
 
 // CheckSpan validates a span against the model and a batch of rows; every BatchEvaluator
 // calls it before touching anything.
-func CheckSpan(m *runtime.Model, f FlipSpan, rows int) error {
-	if f.Layer < 0 || f.Layer >= m.NumLayers() || f.Proj < 0 || f.Proj >= runtime.NumProj {
-		return fmt.Errorf("bfs: flip span L%d.%v out of range", f.Layer, f.Proj)
+func CheckSpan(m *Model, f FlipSpan, rows int) error {
+	if err := m.CheckFlip(f.Flip); err != nil {
+		return fmt.Errorf("runtime: flip span %v: %w", f.Flip, err)
 	}
-	mat := m.Layers[f.Layer].Proj[f.Proj]
-	switch {
-	case f.Row < 0 || f.Row >= mat.Rows:
-		return fmt.Errorf("bfs: flip span L%d.%v row %d out of range [0,%d)", f.Layer, f.Proj, f.Row, mat.Rows)
-	case f.Group >= mat.Groups || f.Col >= mat.Cols || (f.Group >= 0 && f.Col >= 0) || f.Group < -1 || f.Col < -1:
-		return fmt.Errorf("bfs: flip span L%d.%v row %d: bad group %d / col %d", f.Layer, f.Proj, f.Row, f.Group, f.Col)
-	case f.Start < 0 || f.N < 0 || f.Start > rows-f.N: // no overflow for huge N
-		return fmt.Errorf("bfs: flip span rows [%d,%d) outside the batch of %d", f.Start, f.Start+f.N, rows)
+	if f.Start < 0 || f.N < 0 || f.Start > rows-f.N { // no overflow for huge N
+		return fmt.Errorf("runtime: flip span %v: rows [%d,%d) outside the batch of %d", f.Flip, f.Start, f.Start+f.N, rows)
 	}
 	return nil
-}
-
-// spanOf resolves a patch flip into a span (rows not set), checking it against the model.
-func spanOf(m *runtime.Model, f patch.Flip) (FlipSpan, error) {
-	p, err := runtime.ParseProj(f.Proj)
-	if err != nil {
-		return FlipSpan{}, fmt.Errorf("bfs: flip %v: %w", f, err)
-	}
-	if f.Kind() == patch.KindInvalid {
-		return FlipSpan{}, fmt.Errorf("bfs: flip %v: invalid group/col", f)
-	}
-	s := FlipSpan{Layer: f.Layer, Proj: p, Row: f.Row, Group: f.Group, Col: f.Col}
-	if err := CheckSpan(m, s, 0); err != nil {
-		return FlipSpan{}, fmt.Errorf("%w (flip %v)", err, f)
-	}
-	return s, nil
 }

@@ -80,10 +80,10 @@ func checkPatch(t *testing.T, b, ref runtime.Backend, tokens []int32) {
 	q := m.Layers[0].Proj[runtime.ProjQ]
 	down := m.Layers[len(m.Layers)-1].Proj[runtime.ProjDown]
 	flip := func() {
-		q.FlipRow(1)
-		down.FlipGroup(0, down.Groups-1)
-		m.Output.FlipBit(int(tokens[0]), 3)
-		m.Embed.FlipGroup(int(tokens[1]), 0)
+		q.Flip(1, -1, -1)
+		down.Flip(0, down.Groups-1, -1)
+		m.Output.Flip(int(tokens[0]), -1, 3)
+		m.Embed.Flip(int(tokens[1]), 0, -1)
 	}
 	mats := []*q1.Matrix{q, down, m.Output, m.Embed}
 	run := func(what string) {
