@@ -15,7 +15,7 @@
 //	cont(a) = encode(prompt + a)[len(P):]   if encode(prompt + a) starts with P
 //	cont(a) = encode(a)                     otherwise (the tokenizer merged across the boundary)
 //
-// (upstream §5.2, trap T5). encode is the model's tokenizer with special tokens parsed, as
+// (docs/UPSTREAM.md §5.2, trap T5). encode is the model's tokenizer with special tokens parsed, as
 // Hugging Face's default encode does; no BOS is added.
 //
 // # Metrics
@@ -40,12 +40,12 @@
 //	gap = l(P·C_{<k}, C_k) − l(P·C_{<k}, W_k)
 //
 // This fixes upstream's token_gap, which compares the last sub-token of each answer after the
-// prompt only (trap T4: " 20" and " 0" both end in "0", so the gap is identically zero). A probe
+// prompt only (docs/UPSTREAM.md trap T4: " 20" and " 0" both end in "0", so the gap is identically zero). A probe
 // whose continuations never differ in a token (one is a prefix of the other) cannot be scored with
 // token_gap; preparing it is an error. It needs only the two LM-head rows C_k and W_k at one
 // position.
 //
-// Greedy check (GreedyAnswer, AnswerMatches; upstream §5.3): decode greedily for up to 14
+// Greedy check (GreedyAnswer, AnswerMatches; docs/UPSTREAM.md §5.3): decode greedily for up to 14
 // tokens, stopping after the first token whose text contains a newline (or at an end-of-generation
 // token, which is not included). Normalise by removing all whitespace, lower-casing, deleting
 // ( ) { } [ ] * and replacing √ by "sqrt". A generation g matches an expected answer e when
@@ -60,7 +60,7 @@
 // # Fitness
 //
 // With current gaps g, gaps g0 of the unmodified model, targets T, controls C and penalty λ
-// (upstream §6.2, default λ = 2):
+// (docs/UPSTREAM.md §6.2, default λ = 2):
 //
 //	mean: F = mean_{t∈T} (g_t − g0_t) − λ · mean_{c∈C} max(0, g0_c − g_c)
 //	min:  F = min_{t∈T}  (g_t − g0_t) − λ · mean_{c∈C} max(0, g0_c − g_c)
@@ -95,6 +95,6 @@
 // Scan measures the exact sensitivity S = L(W ⊕ m) − L(W) of every candidate flip m of a set of
 // layers, projections and a granularity, with L = −F (so S < 0 helps). Search is a greedy hill
 // climb: ModeGreedy is upstream's algorithm (scale-guided sampling, screening, strict
-// acceptance; §6), ModeFast proposes candidates in the order of a scan. Both are deterministic
+// acceptance; docs/UPSTREAM.md §6), ModeFast proposes candidates in the order of a scan. Both are deterministic
 // for a seed, report every step, can be cancelled and resumed from a Checkpoint.
 package bfs

@@ -41,7 +41,7 @@ type ProbeEval struct {
 	PatchedSaidWrong bool `json:"patched_said_wrong,omitempty"`
 }
 
-// Counts tallies right/wrong transitions (upstream §5.3/§5.4): fixed = wrong → right,
+// Counts tallies right/wrong transitions (docs/UPSTREAM.md §5.3/§5.4): fixed = wrong → right,
 // broke = right → wrong, unchanged = stayed right + stayed wrong; Before = stayed right + broke,
 // After = stayed right + fixed.
 type Counts struct {
@@ -81,9 +81,9 @@ type EvalReport struct {
 	Metric Metric      `json:"metric"`
 	Flips  int         `json:"flips"`
 	Probes []ProbeEval `json:"probes"`
-	// Gap counts probes by the sign of the metric gap: right means gap > 0 (§5.4).
+	// Gap counts probes by the sign of the metric gap: right means gap > 0 (docs/UPSTREAM.md §5.4).
 	Gap Counts `json:"gap"`
-	// Greedy counts probes by the greedy check (§5.3), when requested.
+	// Greedy counts probes by the greedy check (docs/UPSTREAM.md §5.3), when requested.
 	Greedy *Counts `json:"greedy,omitempty"`
 }
 

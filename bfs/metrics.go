@@ -186,7 +186,7 @@ func argmax(l []float32) int32 {
 }
 
 // NormalizeAnswer removes all whitespace, lower-cases, deletes ( ) { } [ ] * and replaces √ by
-// "sqrt" (upstream §5.3).
+// "sqrt" (docs/UPSTREAM.md §5.3).
 func NormalizeAnswer(s string) string {
 	var b strings.Builder
 	for _, r := range s {
@@ -204,7 +204,7 @@ func NormalizeAnswer(s string) string {
 
 // AnswerMatches reports whether a generation matches an expected answer: after normalisation
 // the generation starts with the answer and the rest is empty, starts with "+c", or starts with
-// a character that is not one of 0-9 a-z ^ / * + - ( (upstream §5.3).
+// a character that is not one of 0-9 a-z ^ / * + - ( (docs/UPSTREAM.md §5.3).
 func AnswerMatches(gen, expected string) bool {
 	e := NormalizeAnswer(expected)
 	g := NormalizeAnswer(gen)

@@ -45,7 +45,7 @@ func BuiltinSets() []string {
 	return []string{"math", "code", "knowledge", "calculus", "exp6_train", "exp6_val", "exp12_train", "exp12_val"}
 }
 
-// DefaultControls returns the control sets upstream's CLI uses for a target (trap T18): the
+// DefaultControls returns the control sets upstream's CLI uses for a target (docs/UPSTREAM.md trap T18): the
 // built-in math, code and knowledge sets other than the target itself.
 func DefaultControls(target string) []string {
 	var out []string

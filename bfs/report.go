@@ -123,7 +123,7 @@ func probeScores(sets []*ProbeSet, base, final []float64) []ProbeScore {
 	return out
 }
 
-// patch builds the patch with upstream's metadata keys (§6.7) plus mode, granularity and seed.
+// patch builds the patch with upstream's metadata keys (docs/UPSTREAM.md §6.7) plus mode, granularity and seed.
 func (s *search) patch(flips []patch.Flip) *patch.Patch {
 	o := s.opts
 	var names []string

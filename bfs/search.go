@@ -15,7 +15,7 @@ import (
 type Mode int
 
 const (
-	// ModeGreedy is upstream's hill climb (UPSTREAM.md §6): draw candidates by row scale without
+	// ModeGreedy is upstream's hill climb (docs/UPSTREAM.md §6): draw candidates by row scale without
 	// repeats, screen each on the two worst targets, accept on strict fitness improvement; stop
 	// after Iters candidates or 100 consecutive duplicate draws (pool exhausted).
 	//
@@ -166,7 +166,7 @@ type search struct {
 // Search runs a greedy flip search. It returns the patch, a report and a checkpoint. When ctx is
 // cancelled it stops between batches and returns the partial result (Report.Interrupted) with a
 // checkpoint to Resume from, and a nil error. The model's weights are restored before it
-// returns (upstream leaves accepted flips applied, trap T7).
+// returns (upstream leaves accepted flips applied, docs/UPSTREAM.md trap T7).
 func Search(ctx context.Context, b runtime.Backend, opts SearchOptions) (*Result, error) {
 	s, err := newSearch(b, opts, nil)
 	if err != nil {

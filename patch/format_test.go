@@ -16,7 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // upstreamFiles are the committed upstream patches with the flip counts and shapes stated in
-// UPSTREAM.md §2.2 and §2.4; the test also counts the JSON itself.
+// docs/UPSTREAM.md §2.2 and §2.4; the test also counts the JSON itself.
 var upstreamFiles = []struct {
 	name    string
 	flips   int
@@ -54,7 +54,7 @@ func TestUpstreamFiles(t *testing.T) {
 			p, err := Load(path)
 			require.NoError(t, err)
 			raw := rawFlips(t, data)
-			require.Len(t, raw, uf.flips, "JSON flip count vs UPSTREAM.md")
+			require.Len(t, raw, uf.flips, "JSON flip count vs docs/UPSTREAM.md")
 			require.Len(t, p.Flips, len(raw))
 			require.Equal(t, uf.variant, p.Variant)
 			for i, rf := range raw {
@@ -114,7 +114,7 @@ func TestUpstreamDetails(t *testing.T) {
 	for _, f := range attn.Flips {
 		byProj[f.Proj]++
 	}
-	// UPSTREAM.md §2.4: gate 37, up 32, q 7, o 4, k 3, v 2.
+	// docs/UPSTREAM.md §2.4: gate 37, up 32, q 7, o 4, k 3, v 2.
 	require.Equal(t, map[string]int{"gate_proj": 37, "up_proj": 32, "q_proj": 7, "o_proj": 4, "k_proj": 3, "v_proj": 2}, byProj)
 
 	group, err := Load(filepath.Join(dir, "calculus_group_v1.json"))

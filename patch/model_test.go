@@ -15,7 +15,7 @@ import (
 )
 
 // ggufBit returns the byte offset in the file and the bit of weight (row, col) of a Q1_0
-// tensor, by FORMATS.md §8.6: row·rowBytes + (col/128)·18 + 2 + (col%128)/8, bit col%8.
+// tensor, by docs/FORMATS.md §8.6: row·rowBytes + (col/128)·18 + 2 + (col%128)/8, bit col%8.
 func ggufBit(f *gguf.File, name string, row, col int) (int, uint) {
 	t, ok := f.Tensor(name)
 	if !ok {

@@ -7,7 +7,7 @@ import (
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
-// Upstream's nominal accounting (UPSTREAM.md §2.1): every flip counts as a 4096-bit row of a
+// Upstream's nominal accounting (docs/UPSTREAM.md §2.1): every flip counts as a 4096-bit row of a
 // gate/up projection stored as three 4-byte integers, whatever its projection or granularity.
 const (
 	nominalBitsPerFlip  = 4096

@@ -5,7 +5,7 @@ import (
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
-// The Qwen3 forward pass on the CPU, in the order of the maths (FORMATS.md §7):
+// The Qwen3 forward pass on the CPU, in the order of the maths (docs/FORMATS.md §7):
 //
 //	x = embed[token]
 //	per layer:  h = rmsnorm(x)⊙attn_norm;  q,k,v = Wq·h, Wk·h, Wv·h

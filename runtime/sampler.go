@@ -17,7 +17,7 @@ type SamplerConfig struct {
 	Seed          uint64  // the random stream: the same seed gives the same draws
 }
 
-// DefaultSampler returns Bonsai's recommended settings (FORMATS.md §9.4): temperature 0.5,
+// DefaultSampler returns Bonsai's recommended settings (docs/FORMATS.md §9.4): temperature 0.5,
 // top-p 0.85, top-k 20, min-p 0, no repetition penalty (1, over the last 64 tokens when set).
 func DefaultSampler() SamplerConfig {
 	return SamplerConfig{Temperature: 0.5, TopP: 0.85, TopK: 20, MinP: 0, RepeatPenalty: 1, RepeatLastN: 64}

@@ -126,7 +126,7 @@ func TestEvalCounts(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.Len(t, rep.Probes, 6)
-	// Recount from the per-probe gaps (§5.4: right means gap > 0).
+	// Recount from the per-probe gaps (docs/UPSTREAM.md §5.4: right means gap > 0).
 	var fixed, broke, before, after int
 	for _, p := range rep.Probes {
 		if p.Base > 0 {

@@ -133,7 +133,7 @@ func TestRopeRotatesPairsByAngle(t *testing.T) {
 }
 
 func TestYarnRamp(t *testing.T) {
-	// Bonsai-8B values from FORMATS.md §7.2: lo = 20, hi = 37, mscale = 1 + 0.1 ln 4.
+	// Bonsai-8B values from docs/FORMATS.md §7.2: lo = 20, hi = 37, mscale = 1 + 0.1 ln 4.
 	r := Rope{Dim: 128, Base: 1e6, Factor: 4, OrigContext: 16384, BetaFast: 32, BetaSlow: 1}
 	const pos = 1000
 	cos, sin := r.Tables(pos, 1)

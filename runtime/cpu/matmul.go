@@ -21,7 +21,7 @@ const lutChunk = 32
 //
 //	out[v][r] = Σ_g d[r,g] · Σ_{j∈g} ±x[v][j]     (+ where bit (r,j) is 1)
 //
-// which is Σ_j w[r,j]·x[v][j] with w = ±d (FORMATS.md §3.4). x is (n, Cols), out is (n, Rows).
+// which is Σ_j w[r,j]·x[v][j] with w = ±d (docs/FORMATS.md §3.4). x is (n, Cols), out is (n, Rows).
 // The signed sums come from tables of the signed sums of 8 inputs, one lookup per sign byte
 // (matmul_lut.go). Each output adds its groups in order 0..Groups-1, each group's 16 lookups in
 // a fixed tree, from its own input vector only, so results are bit-identical whatever n, the

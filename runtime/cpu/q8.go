@@ -16,7 +16,7 @@ const (
 )
 
 // QuantizeQ8 quantises x (len a multiple of 32) to Q8_0 exactly as llama.cpp's x86 CPU path
-// does before a Q1_0 mat-vec (FORMATS.md §10.1). Per block of 32:
+// does before a Q1_0 mat-vec (docs/FORMATS.md §10.1). Per block of 32:
 //
 //	amax = max|x|,  d = fp16(amax/127) (round to nearest even),  id = 127/amax (0 if amax = 0)
 //	q = round_half_to_even(x·id)  (x·id rounded to float32 first)

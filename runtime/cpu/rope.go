@@ -3,7 +3,7 @@ package cpu
 import "math"
 
 // Rope describes rotary position embedding in the NeoX ("rotate half") layout, with optional
-// YaRN scaling (FORMATS.md §7.2).
+// YaRN scaling (docs/FORMATS.md §7.2).
 type Rope struct {
 	Dim  int     // rotated width: the head dimension
 	Base float64 // theta base, 1e6 for Qwen3

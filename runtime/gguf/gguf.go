@@ -1,6 +1,6 @@
 // Package gguf reads and writes GGUF v2/v3 model files with bounded, offset-reporting errors.
 //
-// The container (FORMATS.md §2), all integers little-endian:
+// The container (docs/FORMATS.md §2), all integers little-endian:
 //
 //  1. magic "GGUF", version u32 (2 or 3), n_tensors u64, n_kv u64;
 //  2. n_kv records: key (string), value type u32, value;
@@ -33,7 +33,7 @@ const (
 	TypeF32  Type = 0
 	TypeF16  Type = 1
 	TypeBF16 Type = 30
-	TypeQ1_0 Type = 41 // 128 sign bits and an fp16 scale in 18 bytes (FORMATS.md §3)
+	TypeQ1_0 Type = 41 // 128 sign bits and an fp16 scale in 18 bytes (docs/FORMATS.md §3)
 )
 
 // String returns the ggml name of t ("F32", "F16", "BF16", "Q1_0"), or "type(N)" for other ids.
@@ -68,7 +68,7 @@ func (t Type) BlockSize() (elems, bytes int, ok bool) {
 // ValueType is the type id of a metadata value.
 type ValueType uint32
 
-// Metadata value types (FORMATS.md §2.1).
+// Metadata value types (docs/FORMATS.md §2.1).
 const (
 	ValueUint8   ValueType = 0
 	ValueInt8    ValueType = 1

@@ -20,7 +20,7 @@ func checkRoundTrip(t *testing.T, f *File, raw []byte, kvs []KV, tensors []Write
 	require.Equal(t, int64(len(raw)), f.Size)
 	require.Zero(t, f.DataOffset%align, "data section must start aligned")
 	require.Len(t, f.Tensors, len(tensors))
-	var off uint64 // each offset is the sum of the padded sizes before it (FORMATS.md §2.2)
+	var off uint64 // each offset is the sum of the padded sizes before it (docs/FORMATS.md §2.2)
 	for i, w := range tensors {
 		g := &f.Tensors[i]
 		require.Equal(t, w.Name, g.Name)

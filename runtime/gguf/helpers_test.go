@@ -59,7 +59,7 @@ func sampleTensors() []WriteTensor {
 	}
 }
 
-// wantSize is the byte size from FORMATS.md §2.2: ne[0]/block × block bytes × the other dims.
+// wantSize is the byte size from docs/FORMATS.md §2.2: ne[0]/block × block bytes × the other dims.
 func wantSize(dims []uint64, typ Type) uint64 {
 	n := uint64(1)
 	for _, d := range dims {

@@ -11,9 +11,9 @@ import (
 	"github.com/bankai-metal/bankai-metal/internal/testenv"
 )
 
-// Facts below come from /work/shared/oracle/README.md and FORMATS.md §4.
+// Facts below come from /work/shared/oracle/README.md and docs/FORMATS.md §4.
 
-// nQwen3Tensors is the tensor count of a 2-layer untied Qwen3 file: 11 per layer (FORMATS.md §4.1:
+// nQwen3Tensors is the tensor count of a 2-layer untied Qwen3 file: 11 per layer (docs/FORMATS.md §4.1:
 // attn_norm, attn_q/k/v, attn_q_norm, attn_k_norm, attn_output, ffn_norm, ffn_gate/up/down) plus
 // token_embd, output_norm and output.
 const nQwen3Tensors = 2*11 + 3
@@ -187,7 +187,7 @@ func TestOracleQwen3Vocab(t *testing.T) {
 	merges, ok := f.Strings("tokenizer.ggml.merges")
 	require.True(t, ok)
 	require.Len(t, merges, 151387)
-	require.Equal(t, "\u0120 \u0120", merges[0], "FORMATS.md §4.2 example")
+	require.Equal(t, "\u0120 \u0120", merges[0], "docs/FORMATS.md §4.2 example")
 	types, ok := f.Int32s("tokenizer.ggml.token_type")
 	require.True(t, ok)
 	require.Len(t, types, 151669)

@@ -23,7 +23,7 @@ type wantVector struct {
 }
 
 // checkLayout checks that the matrices and vectors are exactly the Qwen3 tensors cfg calls for
-// (FORMATS.md §8.2), with the shapes it implies. The vocabulary is sized by the embedding rows.
+// (docs/FORMATS.md §8.2), with the shapes it implies. The vocabulary is sized by the embedding rows.
 func checkLayout(c Config, mats map[string]*q1.Matrix, vecs map[string][]float32) error {
 	// Bound the loop below by what the files hold, not by the config's number.
 	if need := c.NumHiddenLayers*linearsPerLayer + 1; need > len(mats) {

@@ -131,7 +131,7 @@ func TestWriteDirOpen(t *testing.T) {
 			tok, tokCfg := []byte(`{"model":{}}`), []byte(`{"add_bos_token":false}`)
 			require.NoError(t, WriteDir(dir, tiny.cfg, tiny.tensors, tok, tokCfg))
 
-			// The MLX encoding itself: scales = 2d and biases = -d (FORMATS.md §8.4).
+			// The MLX encoding itself: scales = 2d and biases = -d (docs/FORMATS.md §8.4).
 			decode := map[string]func(uint16) float32{"F16": q1.F16ToF32, "BF16": q1.BF16ToF32}[dtype]
 			src := tiny.mats["model.layers.0.mlp.down_proj"]
 			s, b := tiny.tensor("model.layers.0.mlp.down_proj.scales"), tiny.tensor("model.layers.0.mlp.down_proj.biases")

@@ -16,7 +16,7 @@ import (
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
-// ggufName maps an MLX tensor prefix (or full norm name) to its GGUF tensor (FORMATS.md §4.1).
+// ggufName maps an MLX tensor prefix (or full norm name) to its GGUF tensor (docs/FORMATS.md §4.1).
 func ggufName(mlxName string) string {
 	switch mlxName {
 	case "model.embed_tokens":

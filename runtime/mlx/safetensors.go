@@ -1,7 +1,7 @@
 // Package mlx loads and writes MLX 1-bit (group 128) model directories.
 //
 // An MLX 1-bit Bonsai directory holds a Hugging Face config.json and one or more safetensors
-// files. Every linear layer X is stored as three tensors (FORMATS.md §8):
+// files. Every linear layer X is stored as three tensors (docs/FORMATS.md §8):
 //
 //	X.weight  U32 [out, in/32]   sign bits, LSB first; as bytes exactly the GGUF Q1_0 sign bytes
 //	X.scales  F16|BF16 [out, in/128]  2d per 128-weight group

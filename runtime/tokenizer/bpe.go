@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// BPE over one pre-tokenizer piece (FORMATS.md §9.1 step 5). The piece's bytes start as the
+// BPE over one pre-tokenizer piece (docs/FORMATS.md §9.1 step 5). The piece's bytes start as the
 // single-character tokens of the byte-level alphabet; then, repeatedly, the adjacent pair with
 // the lowest merge rank is merged (ties: leftmost pair first) until no adjacent pair has a
 // rank. A heap of candidate pairs over a doubly linked list of symbols makes this

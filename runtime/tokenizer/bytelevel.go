@@ -1,6 +1,6 @@
 package tokenizer
 
-// The GPT-2 byte-level alphabet (FORMATS.md §9.1 step 4): every byte maps to one printable
+// The GPT-2 byte-level alphabet (docs/FORMATS.md §9.1 step 4): every byte maps to one printable
 // character so that BPE tokens are ordinary strings. Bytes '!'..'~', 0xA1..0xAC and 0xAE..0xFF
 // map to the code point of the same value; the other 68 bytes map, in increasing byte order, to
 // U+0100 upward (so ' ' becomes 'Ġ' U+0120 and '\n' becomes 'Ċ' U+010A).

@@ -9,7 +9,7 @@ import (
 	"github.com/bankai-metal/bankai-metal/internal/pyjson"
 )
 
-// The Qwen3 hybrid-thinking chat template (FORMATS.md §9.4), rendered by hand. RenderChat
+// The Qwen3 hybrid-thinking chat template (docs/FORMATS.md §9.4), rendered by hand. RenderChat
 // produces what Jinja2 makes of the template in tokenizer_config.json (with Hugging Face's
 // apply_chat_template settings: trim_blocks, lstrip_blocks, tojson = json.dumps with
 // ensure_ascii=False), statement by statement:

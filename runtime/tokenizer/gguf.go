@@ -7,7 +7,7 @@ import (
 	"github.com/bankai-metal/bankai-metal/runtime/gguf"
 )
 
-// FromGGUF builds a tokenizer from a GGUF file's tokenizer.ggml.* metadata (FORMATS.md §4.2):
+// FromGGUF builds a tokenizer from a GGUF file's tokenizer.ggml.* metadata (docs/FORMATS.md §4.2):
 // tokens, token_type, merges, pre, the bos/eos/padding ids, add_bos_token and
 // tokenizer.chat_template. Only the "gpt2" (byte-level BPE) model is supported.
 func FromGGUF(f *gguf.File) (*Tokenizer, error) {

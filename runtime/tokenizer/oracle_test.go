@@ -89,7 +89,7 @@ func TestOracleSequences(t *testing.T) {
 	}
 }
 
-// TestSpecialIDs checks the Qwen3 special ids (FORMATS.md §9.3) and llama.cpp's EOG set minus
+// TestSpecialIDs checks the Qwen3 special ids (docs/FORMATS.md §9.3) and llama.cpp's EOG set minus
 // the re-typed "</s>" (oracle/README.md).
 func TestSpecialIDs(t *testing.T) {
 	bothSources(t, func(t *testing.T, tok *Tokenizer) {

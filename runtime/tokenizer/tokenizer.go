@@ -1,6 +1,6 @@
 // Package tokenizer implements Qwen2/Qwen3 byte-level BPE, special tokens and the chat template.
 //
-// Encoding follows Hugging Face semantics (FORMATS.md §9): added tokens are split out of the raw
+// Encoding follows Hugging Face semantics (docs/FORMATS.md §9): added tokens are split out of the raw
 // text first, every other segment is normalised to NFC, pre-tokenised with the Qwen2 split
 // pattern, mapped through the GPT-2 byte-level alphabet and merged by BPE rank. Special-token
 // matching follows llama.cpp's token types: with special parsing on, control and user-defined
