@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/bankai-metal/bankai-metal/metal"
 	"github.com/bankai-metal/bankai-metal/internal/backendtest"
+	"github.com/bankai-metal/bankai-metal/metal"
 	"github.com/bankai-metal/bankai-metal/shaders"
 	"github.com/bankai-metal/bankai-metal/shaders/shim"
 	"github.com/bankai-metal/bankai-metal/shaders/shim/shimtest"
