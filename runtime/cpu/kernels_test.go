@@ -55,12 +55,10 @@ func TestMatMulBatchAndThreadInvariant(t *testing.T) {
 	x := randVec(rng, n*m.Cols)
 	batched := make([]float32, n*m.Rows)
 	MatMul(m, x, n, batched)
-	defer func(old int) { Threads = old }(Threads)
 	for _, th := range []int{1, 2, 3} {
-		Threads = th
 		for v := 0; v < n; v++ {
 			one := make([]float32, m.Rows)
-			MatMul(m, x[v*m.Cols:(v+1)*m.Cols], 1, one)
+			Workers(th).MatMul(m, x[v*m.Cols:(v+1)*m.Cols], 1, one)
 			for r := range one {
 				require.Equal(t, math.Float32bits(batched[v*m.Rows+r]), math.Float32bits(one[r]), "threads %d vector %d row %d", th, v, r)
 			}
@@ -77,16 +75,7 @@ func TestFlipDeltaEqualsFlippedWeights(t *testing.T) {
 		out := make([]float32, n*m.Rows)
 		MatMul(m, x, n, out)
 		FlipDelta(m, x, n, out, f.row, f.group, f.col)
-		flip := func() {
-			switch {
-			case f.group < 0 && f.col < 0:
-				m.Flip(f.row, -1, -1)
-			case f.col < 0:
-				m.Flip(f.row, f.group, -1)
-			default:
-				m.Flip(f.row, -1, f.col)
-			}
-		}
+		flip := func() { m.Flip(f.row, f.group, f.col) }
 		flip()
 		want := make([]float32, n*m.Rows)
 		MatMul(m, x, n, want)

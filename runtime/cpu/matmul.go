@@ -26,8 +26,11 @@ const lutChunk = 32
 // (matmul_lut.go). Each output adds its groups in order 0..Groups-1, each group's 16 lookups in
 // a fixed tree, from its own input vector only, so results are bit-identical whatever n, the
 // batching, the rows of the matrix or the thread count (matmul_rows.go).
-func MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
-	MatMulShared([]*q1.Matrix{m}, x, n, [][]float32{out})
+func MatMul(m *q1.Matrix, x []float32, n int, out []float32) { Workers(0).MatMul(m, x, n, out) }
+
+// MatMul is MatMul on w goroutines.
+func (w Workers) MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
+	w.MatMulShared([]*q1.Matrix{m}, x, n, [][]float32{out})
 }
 
 // MatMulShared computes outs[i] = x · ms[i]ᵀ for matrices that read the same input (q, k and v;
@@ -35,6 +38,12 @@ func MatMul(m *q1.Matrix, x []float32, n int, out []float32) {
 // matrix must have the same Cols; outs[i] is (n, ms[i].Rows). Results are bit-identical to
 // MatMul on each matrix.
 func MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+	Workers(0).MatMulShared(ms, x, n, outs)
+}
+
+// MatMulShared is MatMulShared on w goroutines.
+func (w Workers) MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+	nt := w.count()
 	if len(outs) != len(ms) {
 		panic("cpu: MatMulShared: one output per matrix")
 	}
@@ -49,7 +58,7 @@ func MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 		rows += m.Rows
 	}
 	if rows <= nibbleRows {
-		matMulNibble(ms, x, n, outs)
+		matMulNibble(nt, ms, x, n, outs)
 		return
 	}
 	// Whole blocks of four vectors share a pass; the one to three left go one by one (a block
@@ -59,8 +68,8 @@ func MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 		lut := getBuf(cols * 32 * vecBlock) // (Cols/8, 256, 4)
 		for ; v0+vecBlock <= n; v0 += vecBlock {
 			xb := x[v0*cols : (v0+vecBlock)*cols]
-			buildTables(cols, func(k0, k1 int) { buildLUT8x4(xb, *lut, k0, k1) })
-			eachRows(ms, vecBlock, rows4Scratch(ms[0].Groups), func(i, r0, r1 int, sc []float32) {
+			buildTables(nt, cols, func(k0, k1 int) { buildLUT8x4(xb, *lut, k0, k1) })
+			eachRows(nt, ms, vecBlock, rows4Scratch(ms[0].Groups), func(i, r0, r1 int, sc []float32) {
 				rows4(ms[i], *lut, r0, r1, outs[i][v0*ms[i].Rows:], sc)
 			})
 		}
@@ -70,8 +79,8 @@ func MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 		lut := getBuf(cols * 32) // (Cols/8, 256)
 		for ; v0 < n; v0++ {
 			xv := x[v0*cols : (v0+1)*cols]
-			buildTables(cols, func(k0, k1 int) { buildLUT8(xv, *lut, k0, k1) })
-			eachRows(ms, 1, rows1Scratch(ms[0].Groups), func(i, r0, r1 int, sc []float32) {
+			buildTables(nt, cols, func(k0, k1 int) { buildLUT8(xv, *lut, k0, k1) })
+			eachRows(nt, ms, 1, rows1Scratch(ms[0].Groups), func(i, r0, r1 int, sc []float32) {
 				rows1(ms[i], *lut, r0, r1, outs[i][v0*ms[i].Rows:], sc)
 			})
 		}
@@ -82,7 +91,7 @@ func MatMulShared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 // matMulNibble is MatMulShared for matrices with few rows, with nibble tables: vector by vector
 // with the rows spread over the workers, or, for matrices too small to split, with the vectors
 // spread over them.
-func matMulNibble(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+func matMulNibble(nt int, ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 	cols, rows, G := ms[0].Cols, 0, ms[0].Groups
 	for _, m := range ms {
 		rows += m.Rows
@@ -91,14 +100,13 @@ func matMulNibble(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 		t := getBuf(cols * 4) // (Cols/8, 2, 16)
 		for v := range n {
 			buildNibbles(x[v*cols:(v+1)*cols], *t)
-			eachRows(ms, 1, G, func(i, r0, r1 int, sc []float32) {
+			eachRows(nt, ms, 1, G, func(i, r0, r1 int, sc []float32) {
 				rowsNibble(ms[i], *t, r0, r1, outs[i][v*ms[i].Rows:], sc)
 			})
 		}
 		putBuf(t)
 		return
 	}
-	nt := threads()
 	if rows*cols*n < minParallelWork {
 		nt = 1
 	}
@@ -115,9 +123,8 @@ func matMulNibble(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 
 // buildTables runs build over the Cols/8 table slices, split over the workers when there are
 // enough of them.
-func buildTables(cols int, build func(k0, k1 int)) {
+func buildTables(nt, cols int, build func(k0, k1 int)) {
 	nk := cols / 8
-	nt := threads()
 	if nk < 4*lutChunk {
 		nt = 1
 	}
@@ -128,9 +135,9 @@ func buildTables(cols int, build func(k0, k1 int)) {
 
 // eachRows runs f(i, r0, r1, sc) over the rows of every matrix of ms for nv vectors, split into
 // chunks spread over the workers when the work is large enough; sc is scratch of scratch floats.
-func eachRows(ms []*q1.Matrix, nv, scratch int, f func(i, r0, r1 int, sc []float32)) {
+func eachRows(nt int, ms []*q1.Matrix, nv, scratch int, f func(i, r0, r1 int, sc []float32)) {
 	type chunk struct{ i, r0, r1 int }
-	nt, work := threads(), 0
+	work := 0
 	for _, m := range ms {
 		work += m.Rows * m.Cols * nv
 	}

@@ -60,7 +60,6 @@ func requireSameBits(t *testing.T, want, got []float32, msg string, args ...any)
 // bits as MatMul of that vector alone, and each row the same bits as a one-row copy of it.
 func TestMatMulPathsBitIdentical(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	defer func(old int) { Threads = old }(Threads)
 	for _, sh := range []struct{ rows, cols int }{
 		{1, 128}, {7, 384}, {nibbleRows, 256}, {20, 4096}, {nibbleRows + 1, 256}, {70, 640}, {700, 12288},
 	} {
@@ -76,10 +75,9 @@ func TestMatMulPathsBitIdentical(t *testing.T) {
 				MatMul(m, x[v*sh.cols:(v+1)*sh.cols], 1, single[v*sh.rows:(v+1)*sh.rows])
 			}
 			for _, th := range []int{1, 2, 3} {
-				Threads = th
 				for _, nn := range []int{2, 4, 7, n} {
 					got := make([]float32, nn*sh.rows)
-					MatMul(m, x, nn, got)
+					Workers(th).MatMul(m, x, nn, got)
 					requireSameBits(t, single[:nn*sh.rows], got, "shape %+v kind %d threads %d n %d", sh, kind, th, nn)
 				}
 			}

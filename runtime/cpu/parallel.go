@@ -6,16 +6,24 @@ import (
 	"sync/atomic"
 )
 
-// Threads is the number of goroutines kernels split their work over (0 = GOMAXPROCS).
-// Results never depend on it.
-var Threads = 0
+// Workers is the number of goroutines a kernel call splits its work over; 0 means GOMAXPROCS.
+// It is a value passed with each call (the model holds one), not a global: results never
+// depend on it.
+type Workers int
 
-func threads() int {
+// count is the number of goroutines w stands for.
+func (w Workers) count() int {
+	if w > 0 {
+		return int(w)
+	}
 	if Threads > 0 {
 		return Threads
 	}
 	return runtime.GOMAXPROCS(0)
 }
+
+// Threads is the default for Workers(0) (0 = GOMAXPROCS).
+var Threads = 0
 
 // minParallelWork is the smallest amount of work (rows x cols multiply-adds) worth splitting
 // over goroutines.
@@ -26,22 +34,11 @@ const minParallelWork = 1 << 16
 // other load on its core does not hold up the rest.
 func rowChunk(rows, nt int) int { return max(16, (rows+4*nt-1)/(4*nt)) }
 
-// parallelRows runs f over [0, rows) split into contiguous ranges spread over the workers,
-// when the work (rows x cols) is large enough to pay for the goroutines.
-func parallelRows(rows, cols int, f func(r0, r1 int)) {
-	nt := threads()
-	if nt <= 1 || rows*cols < minParallelWork || rows < 2*nt {
-		f(0, rows)
-		return
-	}
-	chunk := rowChunk(rows, nt)
-	parallelFor(nt, (rows+chunk-1)/chunk, func(i int) {
-		f(i*chunk, min(rows, (i+1)*chunk))
-	})
-}
+// ParallelFor runs f(i) for i in [0, n) over w goroutines.
+func (w Workers) ParallelFor(n int, f func(i int)) { parallelFor(w.count(), n, f) }
 
-// ParallelFor runs f(i) for i in [0, n) over the worker goroutines.
-func ParallelFor(n int, f func(i int)) { parallelFor(threads(), n, f) }
+// ParallelFor runs f(i) for i in [0, n) over GOMAXPROCS goroutines.
+func ParallelFor(n int, f func(i int)) { Workers(0).ParallelFor(n, f) }
 
 // parallelFor runs f(i) for every i in [0, n) on up to nt goroutines, the caller's included,
 // each taking the next index from a shared counter until none is left.

@@ -117,8 +117,11 @@ func (v *q8Vec) prepare(x []float32, q []int8) {
 //
 // all in float32 with single-rounding FMAs. Every output depends only on its row and its own
 // input vector, so results are bit-identical whatever n, the batching or the thread count.
-func MatMulQ8(m *q1.Matrix, x []float32, n int, out []float32) {
-	MatMulQ8Shared([]*q1.Matrix{m}, x, n, [][]float32{out})
+func MatMulQ8(m *q1.Matrix, x []float32, n int, out []float32) { Workers(0).MatMulQ8(m, x, n, out) }
+
+// MatMulQ8 is MatMulQ8 on w goroutines.
+func (w Workers) MatMulQ8(m *q1.Matrix, x []float32, n int, out []float32) {
+	w.MatMulQ8Shared([]*q1.Matrix{m}, x, n, [][]float32{out})
 }
 
 // MatMulQ8Shared is MatMulQ8 for several matrices that read the same input (q, k and v;
@@ -126,6 +129,11 @@ func MatMulQ8(m *q1.Matrix, x []float32, n int, out []float32) {
 // outs[i] is (n, ms[i].Rows). It runs the assembly kernels of the active SIMD level (SIMD),
 // which give the same bits as the pure-Go ones.
 func MatMulQ8Shared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+	Workers(0).MatMulQ8Shared(ms, x, n, outs)
+}
+
+// MatMulQ8Shared is MatMulQ8Shared on w goroutines.
+func (w Workers) MatMulQ8Shared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 	if len(outs) != len(ms) {
 		panic("cpu: MatMulQ8Shared: one output per matrix")
 	}
@@ -139,14 +147,14 @@ func MatMulQ8Shared(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 		}
 	}
 	if simdLevel != LevelPurego {
-		matMulQ8SIMD(ms, x, n, outs)
+		matMulQ8SIMD(w.count(), ms, x, n, outs)
 		return
 	}
-	matMulQ8Go(ms, x, n, outs)
+	matMulQ8Go(w, ms, x, n, outs)
 }
 
 // matMulQ8Go is MatMulQ8Shared in pure Go, with lane tables (q8Vec).
-func matMulQ8Go(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+func matMulQ8Go(w Workers, ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 	cols := ms[0].Cols
 	q := make([]int8, cols)
 	vs := make([]q8Vec, min(n, q8VecBlock))
@@ -173,7 +181,7 @@ func matMulQ8Go(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 					rows(c)
 				}
 			} else {
-				ParallelFor(chunks, rows)
+				w.ParallelFor(chunks, rows)
 			}
 		}
 	}

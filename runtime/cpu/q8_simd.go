@@ -32,9 +32,8 @@ const q8PrepVectors = 64
 const q8TileRows = 32
 
 // prepareQ8SIMD quantises the n vectors x (n, cols) into buf in the layout above.
-func prepareQ8SIMD(x []float32, n, cols int, buf []uint32) {
+func prepareQ8SIMD(nt int, x []float32, n, cols int, buf []uint32) {
 	G := cols / q1.GroupSize
-	nt := threads()
 	if n*cols < minParallelWork/4 {
 		nt = 1
 	}
@@ -75,15 +74,15 @@ func scaleMode(k q1.ScaleKind) (sign, bf16 uint32, ok bool) {
 }
 
 // matMulQ8SIMD is MatMulQ8Shared with the kernels of the active SIMD level.
-func matMulQ8SIMD(ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
+func matMulQ8SIMD(nt int, ms []*q1.Matrix, x []float32, n int, outs [][]float32) {
 	cols := ms[0].Cols
 	G := cols / q1.GroupSize
 	chunk := min(n, q8PrepVectors)
 	buf := getWords((chunk + q8VecBlock - 1) / q8VecBlock * q8VecBlock * G * q8GroupWords)
 	for v0 := 0; v0 < n; v0 += chunk {
 		nv := min(chunk, n-v0)
-		prepareQ8SIMD(x[v0*cols:(v0+nv)*cols], nv, cols, *buf)
-		eachRows(ms, nv, 0, func(i, r0, r1 int, _ []float32) {
+		prepareQ8SIMD(nt, x[v0*cols:(v0+nv)*cols], nv, cols, *buf)
+		eachRows(nt, ms, nv, 0, func(i, r0, r1 int, _ []float32) {
 			q8RowsSIMD(ms[i], r0, r1, *buf, nv, outs[i][v0*ms[i].Rows:])
 		})
 	}

@@ -188,16 +188,15 @@ func TestMatMulQ8BatchAndThreadInvariant(t *testing.T) {
 	x := randVec(rng, n*m.Cols)
 	batched, batched2 := make([]float32, n*m.Rows), make([]float32, n*m2.Rows)
 	MatMulQ8Shared([]*q1.Matrix{m, m2}, x, n, [][]float32{batched, batched2})
-	defer func(old int) { Threads = old }(Threads)
 	for _, th := range []int{1, 3} {
-		Threads = th
+		w := Workers(th)
 		for v := range n {
 			one := make([]float32, m.Rows)
-			MatMulQ8(m, x[v*m.Cols:(v+1)*m.Cols], 1, one)
+			w.MatMulQ8(m, x[v*m.Cols:(v+1)*m.Cols], 1, one)
 			require.Equal(t, batched[v*m.Rows:(v+1)*m.Rows], one, "threads %d vector %d", th, v)
 		}
 		one := make([]float32, n*m2.Rows)
-		MatMulQ8(m2, x, n, one)
+		w.MatMulQ8(m2, x, n, one)
 		require.Equal(t, batched2, one, "threads %d, second matrix", th)
 	}
 }

@@ -129,7 +129,7 @@ func randomActivations(rng *rand.Rand, n, cols int) []float32 {
 // each result to the pure-Go one bit for bit.
 func q8AtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int, name string) {
 	t.Helper()
-	run := func() [][]float32 {
+	run := func(w Workers) [][]float32 {
 		outs := make([][]float32, len(ms))
 		for i, m := range ms {
 			outs[i] = make([]float32, n*m.Rows)
@@ -137,17 +137,15 @@ func q8AtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int
 				outs[i][j] = float32(math.NaN()) // every output must be written
 			}
 		}
-		MatMulQ8Shared(ms, x, n, outs)
+		w.MatMulQ8Shared(ms, x, n, outs)
 		return outs
 	}
 	var want [][]float32
-	withLevel(t, LevelPurego, func() { want = run() })
-	defer func(old int) { Threads = old }(Threads)
+	withLevel(t, LevelPurego, func() { want = run(0) })
 	for _, l := range Levels() {
 		for _, th := range threads {
-			Threads = th
 			var got [][]float32
-			withLevel(t, l, func() { got = run() })
+			withLevel(t, l, func() { got = run(Workers(th)) })
 			for i := range ms {
 				requireSameBits(t, want[i], got[i], "%s level %s threads %d matrix %d", name, l, th, i)
 			}
@@ -205,7 +203,7 @@ func TestQ8TwinMatchesLaneTables(t *testing.T) {
 		x := randomActivations(rng, n, cols)
 		G := cols / q1.GroupSize
 		buf := make([]uint32, 2*q8VecBlock*G*q8GroupWords)
-		prepareQ8SIMD(x, n, cols, buf)
+		prepareQ8SIMD(Workers(0).count(), x, n, cols, buf)
 		q, v := make([]int8, cols), q8Vec{d: make([]float32, cols/Q8Block), lut: make([]float32, cols*4)}
 		for j := range n {
 			b, nb := j/q8VecBlock, min(q8VecBlock, n-j/q8VecBlock*q8VecBlock)
@@ -224,7 +222,7 @@ func TestQ8TwinMatchesLaneTables(t *testing.T) {
 // matMulAtLevels is q8AtLevels for MatMulShared (the float path).
 func matMulAtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int, name string) {
 	t.Helper()
-	run := func() [][]float32 {
+	run := func(w Workers) [][]float32 {
 		outs := make([][]float32, len(ms))
 		for i, m := range ms {
 			outs[i] = make([]float32, n*m.Rows)
@@ -232,17 +230,15 @@ func matMulAtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads [
 				outs[i][j] = float32(math.NaN())
 			}
 		}
-		MatMulShared(ms, x, n, outs)
+		w.MatMulShared(ms, x, n, outs)
 		return outs
 	}
 	var want [][]float32
-	withLevel(t, LevelPurego, func() { want = run() })
-	defer func(old int) { Threads = old }(Threads)
+	withLevel(t, LevelPurego, func() { want = run(0) })
 	for _, l := range Levels() {
 		for _, th := range threads {
-			Threads = th
 			var got [][]float32
-			withLevel(t, l, func() { got = run() })
+			withLevel(t, l, func() { got = run(Workers(th)) })
 			for i := range ms {
 				requireSameBits(t, want[i], got[i], "%s level %s threads %d matrix %d", name, l, th, i)
 			}

@@ -71,3 +71,31 @@ func TestViewsAgree(t *testing.T) {
 	_, err = FromQ1_0("short", 2, 128, make([]byte, 10))
 	require.ErrorContains(t, err, "data is 10 bytes, want 36")
 }
+
+// TestKindOfAndCheckFlip checks the one decoding of (group, col) and the range checks against
+// a 4x256 matrix (2 groups per row).
+func TestKindOfAndCheckFlip(t *testing.T) {
+	for _, c := range []struct {
+		group, col int
+		want       Kind
+	}{{-1, -1, KindRow}, {0, -1, KindGroup}, {5, -1, KindGroup}, {-1, 0, KindBit}, {-1, 300, KindBit},
+		{0, 0, KindInvalid}, {-2, -1, KindInvalid}, {-1, -2, KindInvalid}, {3, 7, KindInvalid}} {
+		require.Equal(t, c.want, KindOf(c.group, c.col), "group %d col %d", c.group, c.col)
+	}
+	m, err := FromQ1_0("m", 4, 256, make([]byte, 4*2*BlockBytes))
+	require.NoError(t, err)
+	require.NoError(t, m.CheckFlip(3, -1, -1))
+	require.NoError(t, m.CheckFlip(0, 1, -1))
+	require.NoError(t, m.CheckFlip(2, -1, 255))
+	require.EqualError(t, m.CheckFlip(4, -1, -1), "row 4 out of range [0,4)")
+	require.EqualError(t, m.CheckFlip(-1, -1, -1), "row -1 out of range [0,4)")
+	require.EqualError(t, m.CheckFlip(0, 2, -1), "group 2 out of range [0,2)")
+	require.EqualError(t, m.CheckFlip(0, -1, 256), "col 256 out of range [0,256)")
+	require.ErrorContains(t, m.CheckFlip(0, 0, 0), "want a row (both -1), group (col -1) or bit (group -1) flip")
+	// Flip of a group then of each of its bits is the identity.
+	m.Flip(1, 1, -1)
+	for c := 128; c < 256; c++ {
+		m.Flip(1, -1, c)
+	}
+	require.Equal(t, make([]byte, len(m.Bits)), m.Bits)
+}
