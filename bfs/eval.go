@@ -3,11 +3,9 @@ package bfs
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
-	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
 // EvalOptions configures Eval.
@@ -16,8 +14,8 @@ type EvalOptions struct {
 	Tokenizer Tokenizer // nil: the model's
 	Sets      []*ProbeSet
 	Flips     []patch.Flip // the patch to evaluate
-	// Greedy also decodes every prompt greedily before and after (MaxTokens, default 14) and
-	// scores the answers with the upstream matcher.
+	// Greedy also decodes every prompt greedily before and after (MaxTokens, default
+	// MaxGreedyTokens) and scores the answers with the upstream matcher.
 	Greedy       bool
 	MaxTokens    int
 	MaxBatchRows int
@@ -158,11 +156,11 @@ func Eval(ctx context.Context, b runtime.Backend, opts EvalOptions) (*EvalReport
 	if err := measure(false); err != nil {
 		return nil, fmt.Errorf("bfs: eval: %w", err)
 	}
-	if err := applyFlips(b, opts.Flips); err != nil {
+	if err := runtime.ApplyFlips(b, opts.Flips); err != nil {
 		return nil, fmt.Errorf("bfs: eval: %w", err)
 	}
 	err := measure(true)
-	if rerr := applyFlips(b, opts.Flips); rerr != nil {
+	if rerr := runtime.ApplyFlips(b, opts.Flips); rerr != nil {
 		return nil, fmt.Errorf("bfs: eval: restoring the model: %w", rerr)
 	}
 	if err != nil {
@@ -189,26 +187,4 @@ func Eval(ctx context.Context, b runtime.Backend, opts EvalOptions) (*EvalReport
 		rep.Greedy = &g
 	}
 	return rep, nil
-}
-
-// applyFlips XORs flips into the backend's model and tells the backend which matrices changed.
-func applyFlips(b runtime.Backend, flips []patch.Flip) error {
-	if len(flips) == 0 {
-		return nil
-	}
-	m := b.Model()
-	if err := patch.ApplyFlips(m, flips); err != nil {
-		return err
-	}
-	var mats []*q1.Matrix
-	for _, f := range flips {
-		mat, err := m.Matrix(f.Layer, f.Proj)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(mats, mat) {
-			mats = append(mats, mat)
-		}
-	}
-	return b.WeightsChanged(mats...)
 }

@@ -352,7 +352,7 @@ func (e *Evaluator) Apply(flips []patch.Flip) error {
 		}
 		low = min(low, f.Layer)
 	}
-	if err := applyFlips(e.b, flips); err != nil {
+	if err := runtime.ApplyFlips(e.b, flips); err != nil {
 		return fmt.Errorf("bfs: %w", err)
 	}
 	return e.refresh(low)

@@ -52,11 +52,18 @@ func (m *Metric) UnmarshalText(b []byte) error {
 	return err
 }
 
-// Tokenizer is what bfs needs of a tokenizer; *tokenizer.Tokenizer implements it. If it also
-// has IsEOG(id int32) bool, greedy decoding stops at end-of-generation tokens.
+// Tokenizer is what bfs needs of a tokenizer; *tokenizer.Tokenizer implements it. If it is
+// also an EOGTokenizer, greedy decoding stops at end-of-generation tokens.
 type Tokenizer interface {
 	Encode(text string, special bool) []int32
 	Decode(ids []int32) []byte
+}
+
+// EOGTokenizer is an optional Tokenizer capability, found by type assertion:
+// *tokenizer.Tokenizer has it. GreedyAnswer stops before a token for which IsEOG is true.
+type EOGTokenizer interface {
+	// IsEOG reports whether id ends a generation (such as <|im_end|> or <|endoftext|>).
+	IsEOG(id int32) bool
 }
 
 // Continuation returns the tokens of answer in the context of prompt: encode(prompt+answer)
@@ -140,8 +147,9 @@ const MaxGreedyTokens = 14
 
 // GreedyAnswer decodes greedily after prompt (raw text, no template) for up to maxTokens tokens
 // (MaxGreedyTokens if <= 0), stopping after the first token whose text contains a newline or
-// before an end-of-generation token, and returns the decoded text of the generated tokens.
-func GreedyAnswer(b runtime.Backend, tok Tokenizer, prompt string, maxTokens int) (string, error) {
+// before an end-of-generation token (see EOGTokenizer), and returns the decoded text of the
+// generated tokens. It runs on a session of its own, closed before it returns.
+func GreedyAnswer(b runtime.Backend, tok Tokenizer, prompt string, maxTokens int) (text string, err error) {
 	if maxTokens <= 0 {
 		maxTokens = MaxGreedyTokens
 	}
@@ -153,7 +161,12 @@ func GreedyAnswer(b runtime.Backend, tok Tokenizer, prompt string, maxTokens int
 	if err != nil {
 		return "", fmt.Errorf("bfs: greedy: %w", err)
 	}
-	eog, _ := tok.(interface{ IsEOG(int32) bool })
+	defer func() {
+		if cerr := s.Close(); cerr != nil && err == nil {
+			text, err = "", fmt.Errorf("bfs: greedy: close session: %w", cerr)
+		}
+	}()
+	eog, _ := tok.(EOGTokenizer)
 	var out []int32
 	next := ids
 	for len(out) < maxTokens {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bankai-metal/bankai-metal/patch"
+	"github.com/bankai-metal/bankai-metal/runtime"
 )
 
 // Result is what a search returns.
@@ -87,7 +88,7 @@ func (s *search) finish() (*Result, error) {
 	}
 	ck := s.checkpoint()
 	// Restore the unpatched weights whatever happened above.
-	if rerr := applyFlips(s.b, flips); rerr != nil {
+	if rerr := runtime.ApplyFlips(s.b, flips); rerr != nil {
 		return nil, fmt.Errorf("bfs: restoring the model: %w", rerr)
 	}
 	if err != nil {

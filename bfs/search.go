@@ -109,10 +109,16 @@ type Callbacks struct {
 	CheckpointInterval time.Duration
 }
 
-// DefaultSearchOptions returns upstream's defaults: greedy mode, seq_logprob, 200 iterations,
-// seed 42, λ = 2, mean fitness, rows of gate/up in DefaultLayers.
+// Upstream's search defaults (docs/UPSTREAM.md §6).
+const (
+	DefaultIters = 200
+	DefaultSeed  = 42
+)
+
+// DefaultSearchOptions returns upstream's defaults: greedy mode, seq_logprob, DefaultIters
+// iterations, DefaultSeed, λ = DefaultLambda, mean fitness, rows of gate/up in DefaultLayers.
 func DefaultSearchOptions() SearchOptions {
-	return SearchOptions{Metric: MetricSeqLogprob, Iters: 200, Seed: 42, Lambda: DefaultLambda}
+	return SearchOptions{Metric: MetricSeqLogprob, Iters: DefaultIters, Seed: DefaultSeed, Lambda: DefaultLambda}
 }
 
 // Progress reports the state of a search.

@@ -90,16 +90,38 @@ func (p *Patch) Validate(t Target) error {
 	return nil
 }
 
+// distinct returns mats without repeats, in order of first appearance (nil for none).
+func distinct(mats []*q1.Matrix) []*q1.Matrix {
+	var out []*q1.Matrix
+	seen := map[*q1.Matrix]bool{}
+	for _, m := range mats {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // ApplyFlips XORs the flips into t's sign bits. All flips are range-checked before any bit
 // changes, so on error t is untouched. It is its own inverse; a flip listed twice cancels.
-// It keeps no record: use Applied to track patches.
+// It keeps no record: use Applied to track patches. A model that a device backend runs needs
+// to hear which matrices changed: see ApplyFlipsTouched.
 func ApplyFlips(t Target, flips []Flip) error {
+	_, err := ApplyFlipsTouched(t, flips)
+	return err
+}
+
+// ApplyFlipsTouched is ApplyFlips that also returns the matrices the flips touched, each once,
+// in the order of their first flip: what a backend must refresh. On error, and for no flips,
+// it returns none.
+func ApplyFlipsTouched(t Target, flips []Flip) ([]*q1.Matrix, error) {
 	norm, mats, err := resolve(t, flips, false)
 	if err != nil {
-		return fmt.Errorf("patch: %w", err)
+		return nil, fmt.Errorf("patch: %w", err)
 	}
 	flipAll(norm, mats)
-	return nil
+	return distinct(mats), nil
 }
 
 // Applied tracks the patches applied to one Target, so that a patch is never applied twice by
@@ -107,11 +129,12 @@ func ApplyFlips(t Target, flips []Flip) error {
 // Patches are told apart by content (Patch.ID), not by name: two different patches with the
 // same name can both be applied (the second is listed as NAME@ID), the same flips under any
 // name cannot. Its methods are safe for concurrent use; flipping bits while the model runs is
-// the caller's concern.
+// the caller's concern. OnChange sets a hook told which matrices each change touched.
 type Applied struct {
 	mu       sync.Mutex
 	t        Target
-	patches  []appliedPatch // in apply order
+	onChange func(mats ...*q1.Matrix) error // or nil
+	patches  []appliedPatch                 // in apply order
 	warnings []string
 	file     *Note // what the model file records as already applied (Inherit), or nil
 }
@@ -125,6 +148,29 @@ type appliedPatch struct {
 
 // NewApplied returns an empty registry for t.
 func NewApplied(t Target) *Applied { return &Applied{t: t} }
+
+// OnChange sets fn to be called after every Apply, Revert and RevertPatch that flipped bits,
+// with exactly the matrices it touched, each once: the signature of a backend's
+// WeightsChanged, so that device copies follow the host bits. An error from fn is returned by
+// the call that triggered it; the change itself stays made (and recorded). fn runs with the
+// registry locked and must not call it. A nil fn removes the hook.
+func (a *Applied) OnChange(fn func(mats ...*q1.Matrix) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onChange = fn
+}
+
+// changed calls the change hook, if any, with the distinct matrices of mats. what is the
+// verb of the error, e.g. `apply "p"`. a.mu must be held.
+func (a *Applied) changed(what string, mats []*q1.Matrix) error {
+	if a.onChange == nil || len(mats) == 0 {
+		return nil
+	}
+	if err := a.onChange(distinct(mats)...); err != nil {
+		return fmt.Errorf("patch: %s: the bits changed, but the change hook failed: %w", what, err)
+	}
+	return nil
+}
 
 // Inherit tells the registry that t was loaded from a patched copy whose provenance note is n:
 // a patch recorded in n counts as applied, and a patch made for n's base model is accepted as
@@ -174,7 +220,7 @@ func (a *Applied) Apply(p *Patch, force bool) error {
 		flipAll(flips, mats)
 		a.file.Patches = slices.Delete(a.file.Patches, i, i+1)
 		a.warnings = append(a.warnings, fmt.Sprintf("patch %q was recorded as applied to this model file; applied again by force, which reverts it", p.Name))
-		return nil
+		return a.changed(fmt.Sprintf("apply %q", p.Name), mats)
 	}
 	var warn []string
 	fp := a.t.Fingerprint()
@@ -200,7 +246,7 @@ func (a *Applied) Apply(p *Patch, force bool) error {
 	rec := NoteRecord{Name: p.Name, ID: id, Fingerprint: p.Fingerprint, Flips: len(flips)}
 	a.patches = append(a.patches, appliedPatch{name: name, rec: rec, flips: flips, mats: mats})
 	a.warnings = append(a.warnings, warn...)
-	return nil
+	return a.changed(fmt.Sprintf("apply %q", p.Name), mats)
 }
 
 // modelDesc describes the model for a fingerprint mismatch.
@@ -220,13 +266,15 @@ func (a *Applied) Revert(name string) error {
 	if i < 0 {
 		return fmt.Errorf("patch: revert %q: not applied (applied: %s)", name, a.listLocked())
 	}
-	a.revertAt(i)
-	return nil
+	return a.changed(fmt.Sprintf("revert %q", name), a.revertAt(i))
 }
 
-func (a *Applied) revertAt(i int) {
-	flipAll(a.patches[i].flips, a.patches[i].mats)
+// revertAt flips the i-th applied patch back, drops it and returns the matrices of its flips.
+func (a *Applied) revertAt(i int) []*q1.Matrix {
+	q := a.patches[i]
+	flipAll(q.flips, q.mats)
 	a.patches = slices.Delete(a.patches, i, i+1)
+	return q.mats
 }
 
 // RevertPatch reverts p, found by content: a patch applied through the registry, or one the
@@ -239,9 +287,9 @@ func (a *Applied) RevertPatch(p *Patch) error {
 	id := flipsID(flips)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	what := fmt.Sprintf("revert %q", p.Name)
 	if i := slices.IndexFunc(a.patches, func(q appliedPatch) bool { return q.rec.ID == id }); i >= 0 {
-		a.revertAt(i)
-		return nil
+		return a.changed(what, a.revertAt(i))
 	}
 	i := a.file.Find(id)
 	if i < 0 {
@@ -249,7 +297,7 @@ func (a *Applied) RevertPatch(p *Patch) error {
 	}
 	flipAll(flips, mats)
 	a.file.Patches = slices.Delete(a.file.Patches, i, i+1)
-	return nil
+	return a.changed(what, mats)
 }
 
 // Note returns the provenance note of the model as it is now: the inherited note's patches

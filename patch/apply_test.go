@@ -1,10 +1,13 @@
 package patch
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
 func TestApplyRevert(t *testing.T) {
@@ -140,4 +143,74 @@ func TestStatsNominal(t *testing.T) {
 	// Upstream's nominal figures: 4096 bits and 12 bytes per flip whatever the flip.
 	require.Equal(t, NominalStats{BitsFlipped: 3 * 4096, SizeBytes: 3 * 12}, s.Nominal)
 	require.Equal(t, s.Nominal, p.StatsNominal())
+}
+
+// TestApplyFlipsTouched: the matrices reported are those the flips address, each once, in the
+// order of their first flip; none for an invalid list (which changes nothing) or no flips.
+func TestApplyFlipsTouched(t *testing.T) {
+	m := newFake(t, 10, 2)
+	orig := m.clone(t)
+	flips := []Flip{RowFlip(1, "up_proj", 0), BitFlip(0, "attn_q", 1, 2), GroupFlip(1, "ffn_up", 3, 1), RowFlip(1, "up_proj", 4)}
+	mats, err := ApplyFlipsTouched(m, flips)
+	require.NoError(t, err)
+	require.Equal(t, []*q1.Matrix{m.mats["L1.up_proj"], m.mats["L0.q_proj"]}, mats)
+	require.Equal(t, expectedBits(flips), diffBits(t, orig, m))
+
+	mats, err = ApplyFlipsTouched(m, append(flips, RowFlip(2, "up_proj", 0)))
+	require.Error(t, err)
+	require.Nil(t, mats)
+	mats, err = ApplyFlipsTouched(m, nil)
+	require.NoError(t, err)
+	require.Nil(t, mats)
+	require.Equal(t, expectedBits(flips), diffBits(t, orig, m), "neither call changed a bit")
+}
+
+// TestOnChange: the hook hears exactly the matrices of every apply and revert that flips bits,
+// including a forced re-apply and a revert of patches the inherited note records, and nothing
+// from a refused call. Its error is returned with the change kept.
+func TestOnChange(t *testing.T) {
+	m := newFake(t, 11, 2)
+	orig := m.clone(t)
+	var calls [][]*q1.Matrix
+	var hookErr error
+	a := NewApplied(m)
+	a.OnChange(func(mats ...*q1.Matrix) error {
+		calls = append(calls, mats)
+		return hookErr
+	})
+	old := &Patch{Name: "old", Fingerprint: "base", Flips: []Flip{RowFlip(0, "up_proj", 1), RowFlip(0, "up_proj", 2)}}
+	oldID, _ := old.ID()
+	a.Inherit(&Note{Base: "base", Patches: []NoteRecord{{Name: "old", ID: oldID, Fingerprint: "base", Flips: 2}}})
+	p := &Patch{Name: "p", Fingerprint: "base", Flips: []Flip{BitFlip(1, "down_proj", 0, 3), RowFlip(0, "gate_proj", 2), GroupFlip(1, "down_proj", 1, 2)}}
+	pMats := []*q1.Matrix{m.mats["L1.down_proj"], m.mats["L0.gate_proj"]}
+	oldMats := []*q1.Matrix{m.mats["L0.up_proj"]}
+
+	require.NoError(t, a.Apply(p, false))
+	require.Error(t, a.Apply(p, false))
+	require.Error(t, a.Apply(old, false))
+	require.Error(t, a.Revert("nope"))
+	require.Error(t, a.Apply(&Patch{Name: "bad", Flips: []Flip{RowFlip(5, "up_proj", 0)}}, false))
+	require.NoError(t, a.Apply(&Patch{Name: "empty", Fingerprint: "base"}, false))
+	require.Equal(t, [][]*q1.Matrix{pMats}, calls, "refused and empty calls report nothing")
+
+	require.NoError(t, a.Revert("p"))
+	require.NoError(t, a.Apply(old, true), "forced: reverts the inherited patch")
+	require.NoError(t, a.Apply(p, false))
+	require.NoError(t, a.RevertPatch(p))
+	require.Equal(t, [][]*q1.Matrix{pMats, pMats, oldMats, pMats, pMats}, calls)
+
+	hookErr = errors.New("device lost")
+	err := a.Apply(p, false)
+	require.ErrorIs(t, err, hookErr)
+	require.Equal(t, `patch: apply "p": the bits changed, but the change hook failed: device lost`, err.Error())
+	require.Equal(t, []string{"empty", "p"}, a.List(), "the patch stays applied")
+	require.ErrorIs(t, a.Revert("p"), hookErr)
+	require.Equal(t, []string{"empty"}, a.List())
+
+	a.OnChange(nil)
+	hookErr = nil
+	require.NoError(t, a.Apply(p, false))
+	require.Len(t, calls, 7, "no hook, no call")
+	require.NoError(t, a.Revert("p"))
+	require.Equal(t, expectedBits(old.Flips), diffBits(t, orig, m), "only the forced re-apply of old remains")
 }

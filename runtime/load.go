@@ -7,12 +7,16 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 	"github.com/bankai-metal/bankai-metal/runtime/gguf"
 	"github.com/bankai-metal/bankai-metal/runtime/mlx"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
+
+// The two formats. Each reads its metadata into a Config and a declared, and looks up the
+// layout's tensors (qwen3.go) by the names its files give them; bind does the rest.
 
 // Load opens a Bonsai model: a GGUF file or an MLX 1-bit directory.
 func Load(path string) (*Model, error) {
@@ -48,9 +52,30 @@ func LoadGGUF(path string) (*Model, error) {
 }
 
 func bindGGUF(f *gguf.File) (*Model, error) {
+	c, d, err := ggufConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	m, err := bind(c, d, ggufTensors{f})
+	if err != nil {
+		return nil, err
+	}
+	types := map[string]int{}
+	for _, t := range f.Tensors {
+		types[t.Type.String()]++
+	}
+	name, _ := f.String("general.name")
+	note, _ := f.String(PatchNoteKey)
+	m.Source = Source{Format: "gguf", Size: f.Size, Name: name, TensorTypes: types, PatchNote: note, tok: tokSource{gguf: f}}
+	m.closer = f
+	return m, nil
+}
+
+// ggufConfig reads the hyper-parameters, and the numbers validate checks, from the metadata.
+func ggufConfig(f *gguf.File) (Config, declared, error) {
 	arch, _ := f.String("general.architecture")
 	if arch != "qwen3" {
-		return nil, fmt.Errorf("architecture %q is not supported (want qwen3)", arch)
+		return Config{}, declared{}, fmt.Errorf("architecture %q is not supported (want qwen3)", arch)
 	}
 	u := func(key string, def int) (int, error) {
 		v, ok := f.Uint(arch + "." + key)
@@ -78,31 +103,30 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 		}
 		return v
 	}
-	var c Config
+	c := Config{Arch: arch}
+	d := declared{keys: ggufKeys, tokens: -1, scaleTensor: func(name string) string { return name }}
 	var err error
-	c.Arch = arch
 	if c.NLayers, err = u("block_count", -1); err != nil {
-		return nil, err
+		return c, d, err
 	}
 	if c.Hidden, err = u("embedding_length", -1); err != nil {
-		return nil, err
+		return c, d, err
 	}
 	if c.FFN, err = u("feed_forward_length", -1); err != nil {
-		return nil, err
+		return c, d, err
 	}
 	if c.Heads, err = u("attention.head_count", -1); err != nil {
-		return nil, err
+		return c, d, err
 	}
 	if c.KVHeads, err = u("attention.head_count_kv", c.Heads); err != nil {
-		return nil, err
+		return c, d, err
 	}
 	if c.HeadDim, err = u("attention.key_length", c.Hidden/c.Heads); err != nil {
-		return nil, err
+		return c, d, err
 	}
 	if c.Context, err = u("context_length", 0); err != nil {
-		return nil, err
+		return c, d, err
 	}
-	d := declared{keys: ggufKeys, tokens: -1, scaleTensor: func(name string) string { return name }}
 	d.rmsEps = fl("attention.layer_norm_rms_epsilon", 1e-6)
 	c.RMSEps = float32(d.rmsEps)
 	c.Rope = cpu.Rope{Dim: c.HeadDim, Base: fl("rope.freq_base", 10000), BetaFast: 32, BetaSlow: 1}
@@ -116,19 +140,19 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 		c.Rope.BetaSlow = fl("rope.scaling.yarn_beta_slow", 1)
 		c.Rope.AttnFactor = fl("rope.scaling.attn_factor", 1)
 	} else if t != "" && t != "none" && t != "linear" {
-		return nil, fmt.Errorf("rope scaling %q is not supported", t)
+		return c, d, fmt.Errorf("rope scaling %q is not supported", t)
 	}
 	if flErr != nil {
-		return nil, flErr
+		return c, d, flErr
 	}
 	if v, ok := f.Uint(arch + ".rope.dimension_count"); ok && int(v) != c.HeadDim {
-		return nil, fmt.Errorf("partial rotary width %d (head dim %d) is not supported", v, c.HeadDim)
+		return c, d, fmt.Errorf("partial rotary width %d (head dim %d) is not supported", v, c.HeadDim)
 	}
 	for _, key := range []string{"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"} {
 		if kv, ok := f.Get(key); ok {
 			id, ok := f.Int(key)
 			if !ok {
-				return nil, fmt.Errorf("metadata %s is a %s, want a token id", key, kv.Type)
+				return c, d, fmt.Errorf("metadata %s is a %s, want a token id", key, kv.Type)
 			}
 			d.ids = append(d.ids, declaredID{"metadata " + key, id})
 		}
@@ -136,111 +160,60 @@ func bindGGUF(f *gguf.File) (*Model, error) {
 	if toks, ok := f.Strings("tokenizer.ggml.tokens"); ok {
 		d.tokens = len(toks)
 	}
-
-	types := map[string]int{}
-	for _, t := range f.Tensors {
-		types[t.Type.String()]++
-	}
-	matrix := func(name string, rows, cols int) (*q1.Matrix, error) {
-		t, ok := f.Tensor(name)
-		if !ok {
-			return nil, fmt.Errorf("missing tensor %s", name)
-		}
-		if t.Type != gguf.TypeQ1_0 {
-			return nil, fmt.Errorf("tensor %s has type %s, want Q1_0", name, t.Type)
-		}
-		if len(t.Dims) != 2 || t.Dims[0] != uint64(cols) || (rows > 0 && t.Dims[1] != uint64(rows)) {
-			return nil, fmt.Errorf("tensor %s has shape %v, want [%d %d]", name, t.Dims, cols, rows)
-		}
-		return q1.FromQ1_0(name, int(t.Dims[1]), cols, f.Data(t))
-	}
-	vector := func(name string, n int) ([]float32, error) {
-		t, ok := f.Tensor(name)
-		if !ok {
-			return nil, fmt.Errorf("missing tensor %s", name)
-		}
-		if len(t.Dims) != 1 || t.Dims[0] != uint64(n) {
-			return nil, fmt.Errorf("tensor %s has shape %v, want [%d]", name, t.Dims, n)
-		}
-		v, err := floats(name, t.Type.String(), f.Data(t), n)
-		if err != nil {
-			return nil, err
-		}
-		return v, finiteVector(name, v)
-	}
-	m := &Model{Config: c}
-	if m.Embed, err = matrix("token_embd.weight", -1, c.Hidden); err != nil {
-		return nil, err
-	}
-	m.Vocab = m.Embed.Rows
-	if _, ok := f.Tensor("output.weight"); ok {
-		if m.Output, err = matrix("output.weight", m.Vocab, c.Hidden); err != nil {
-			return nil, err
-		}
-	} else {
-		m.Output, m.Tied = m.Embed, true
-	}
-	if m.OutNorm, err = vector("output_norm.weight", c.Hidden); err != nil {
-		return nil, err
-	}
-	// Grow the layers as their tensors are found: a block count far past what the file holds
-	// fails at the first missing tensor instead of allocating for it.
-	for l := 0; l < c.NLayers; l++ {
-		m.Layers = append(m.Layers, Layer{})
-		L := &m.Layers[l]
-		p := fmt.Sprintf("blk.%d.", l)
-		for _, v := range []struct {
-			dst  *[]float32
-			name string
-			n    int
-		}{{&L.AttnNorm, "attn_norm", c.Hidden}, {&L.QNorm, "attn_q_norm", c.HeadDim},
-			{&L.KNorm, "attn_k_norm", c.HeadDim}, {&L.FFNNorm, "ffn_norm", c.Hidden}} {
-			if *v.dst, err = vector(p+v.name+".weight", v.n); err != nil {
-				return nil, err
-			}
-		}
-		for pr := Proj(0); pr < NumProj; pr++ {
-			rows, cols := m.projShape(pr)
-			if L.Proj[pr], err = matrix(p+pr.GGUFName()+".weight", rows, cols); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := m.validate(d); err != nil {
-		return nil, err
-	}
-	name, _ := f.String("general.name")
-	note, _ := f.String(PatchNoteKey)
-	m.Source = Source{Format: "gguf", Size: f.Size, Name: name, TensorTypes: types, PatchNote: note, tok: tokSource{gguf: f}}
-	m.closer = f
-	return m, nil
+	return c, d, nil
 }
 
-// projShape returns the (rows, cols) of a projection.
-func (c Config) projShape(p Proj) (rows, cols int) {
-	switch p {
-	case ProjQ:
-		return c.QDim(), c.Hidden
-	case ProjK, ProjV:
-		return c.KVDim(), c.Hidden
-	case ProjO:
-		return c.Hidden, c.QDim()
-	case ProjGate, ProjUp:
-		return c.FFN, c.Hidden
-	}
-	return c.Hidden, c.FFN
+// ggufKeys names the metadata keys of the numbers validate checks.
+var ggufKeys = fileKeys{
+	rmsEps:          "metadata qwen3.attention.layer_norm_rms_epsilon",
+	ropeBase:        "metadata qwen3.rope.freq_base",
+	yarnFactor:      "metadata qwen3.rope.scaling.factor",
+	yarnOrigContext: "metadata qwen3.rope.scaling.original_context_length",
+	yarnBetaFast:    "metadata qwen3.rope.scaling.yarn_beta_fast",
+	yarnBetaSlow:    "metadata qwen3.rope.scaling.yarn_beta_slow",
+	yarnAttn:        "metadata qwen3.rope.scaling.attn_factor",
+	tokens:          "metadata tokenizer.ggml.tokens",
 }
 
-func (m *Model) checkTokens(tokens []int32) error {
-	if len(tokens) == 0 {
-		return errors.New("no tokens")
-	}
-	for i, t := range tokens {
-		if t < 0 || int(t) >= m.Vocab {
-			return fmt.Errorf("token %d at position %d out of range [0,%d)", t, i, m.Vocab)
+// ggufNaming is the GGUF names of the layout (docs/FORMATS.md §4.1): token_embd.weight,
+// blk.3.attn_norm.weight, blk.3.ffn_up.weight, output_norm.weight, output.weight.
+var ggufNaming = naming{layer: "blk.%d.", proj: Proj.GGUFName, stem: [numRoles]string{
+	roleEmbed: "token_embd", roleAttnNorm: "attn_norm", roleQNorm: "attn_q_norm", roleKNorm: "attn_k_norm",
+	roleFFNNorm: "ffn_norm", roleOutNorm: "output_norm", roleOutput: "output"}}
+
+// ggufTensors looks up the layout's tensors in a GGUF file. GGUF dims are (cols, rows).
+type ggufTensors struct{ f *gguf.File }
+
+func (ggufTensors) name(w weight) string { return ggufNaming.name(w) }
+
+func (g ggufTensors) matrix(w weight, rows, cols int) (*q1.Matrix, error) {
+	name := g.name(w)
+	t, ok := g.f.Tensor(name)
+	if !ok {
+		if w.role == roleOutput {
+			return nil, nil // no output.weight: the head is the embedding
 		}
+		return nil, fmt.Errorf("missing tensor %s", name)
 	}
-	return nil
+	if t.Type != gguf.TypeQ1_0 {
+		return nil, fmt.Errorf("tensor %s has type %s, want Q1_0", name, t.Type)
+	}
+	if len(t.Dims) != 2 || t.Dims[0] != uint64(cols) || (rows > 0 && t.Dims[1] != uint64(rows)) {
+		return nil, fmt.Errorf("tensor %s has shape %v, want [%d %d]", name, t.Dims, cols, rows)
+	}
+	return q1.FromQ1_0(name, int(t.Dims[1]), cols, g.f.Data(t))
+}
+
+func (g ggufTensors) vector(w weight, n int) ([]float32, error) {
+	name := g.name(w)
+	t, ok := g.f.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("missing tensor %s", name)
+	}
+	if len(t.Dims) != 1 || t.Dims[0] != uint64(n) {
+		return nil, fmt.Errorf("tensor %s has shape %v, want [%d]", name, t.Dims, n)
+	}
+	return floats(name, t.Type.String(), g.f.Data(t), n)
 }
 
 // floats converts a small F32/F16/BF16 vector.
@@ -281,39 +254,40 @@ func LoadMLX(dir string) (*Model, error) {
 }
 
 func bindMLX(d *mlx.Model) (*Model, error) {
-	mc := d.Config
+	c, dc, err := mlxConfig(d.Config)
+	if err != nil {
+		return nil, err
+	}
+	m, err := bind(c, dc, mlxTensors{d})
+	if err != nil {
+		return nil, err
+	}
+	m.Source = Source{Format: "mlx", Size: d.Size, Name: filepath.Base(d.Dir),
+		TensorTypes: map[string]int{"Q1_0(mlx)": len(d.Matrices), "norm": len(d.Vectors)},
+		tok:         tokSource{json: d.TokenizerJSON, configJSON: d.TokenizerConfigJSON}}
+	if note, err := os.ReadFile(filepath.Join(d.Dir, PatchNoteFile)); err == nil {
+		m.Source.PatchNote = string(note)
+	}
+	m.closer, m.mlx = d, d
+	return m, nil
+}
+
+// mlxConfig reads the hyper-parameters, and the numbers validate checks, from config.json.
+func mlxConfig(mc mlx.Config) (Config, declared, error) {
 	if mc.ModelType != "qwen3" {
-		return nil, fmt.Errorf("config.json model_type %q is not supported (want qwen3)", mc.ModelType)
+		return Config{}, declared{}, fmt.Errorf("config.json model_type %q is not supported (want qwen3)", mc.ModelType)
 	}
-	var c Config
-	c.Arch = "qwen3"
-	c.NLayers, c.Hidden, c.FFN = mc.NumHiddenLayers, mc.HiddenSize, mc.IntermediateSize
-	c.Heads, c.KVHeads, c.HeadDim = mc.NumAttentionHeads, mc.NumKeyValueHeads, mc.HeadDim
-	if c.KVHeads == 0 {
-		c.KVHeads = c.Heads
-	}
-	if c.Heads <= 0 || c.NLayers <= 0 || c.Hidden <= 0 || c.FFN <= 0 {
-		return nil, fmt.Errorf("config.json: missing or bad sizes (layers %d, hidden %d, ffn %d, heads %d)", c.NLayers, c.Hidden, c.FFN, c.Heads)
-	}
-	if c.HeadDim == 0 {
-		c.HeadDim = c.Hidden / c.Heads
-	}
-	c.Context = mc.MaxPositionEmbeddings
-	dc := declared{keys: mlxKeys, rmsEps: mc.RMSNormEps, tokens: -1, vocabSize: mc.VocabSize,
+	// ParseConfig has checked the sizes (head_dim filled in, heads a multiple of kv heads) and
+	// that rms_norm_eps and rope_theta are present and positive.
+	c := Config{Arch: "qwen3", NLayers: mc.NumHiddenLayers, Hidden: mc.HiddenSize, FFN: mc.IntermediateSize,
+		Heads: mc.NumAttentionHeads, KVHeads: mc.NumKeyValueHeads, HeadDim: mc.HeadDim, Context: mc.MaxPositionEmbeddings,
+		RMSEps: float32(mc.RMSNormEps), Rope: cpu.Rope{Dim: mc.HeadDim, Base: mc.RopeTheta, BetaFast: 32, BetaSlow: 1}}
+	d := declared{keys: mlxKeys, rmsEps: mc.RMSNormEps, tokens: -1, vocabSize: mc.VocabSize,
 		scaleTensor: func(name string) string { return name + ".biases" }}
-	if dc.rmsEps == 0 {
-		dc.rmsEps = 1e-6
-	}
-	c.RMSEps = float32(dc.rmsEps)
-	base := mc.RopeTheta
-	if base == 0 {
-		base = 10000
-	}
-	c.Rope = cpu.Rope{Dim: c.HeadDim, Base: base, BetaFast: 32, BetaSlow: 1}
 	if rs := mc.RopeScaling; rs != nil {
 		switch rs.Type {
 		case "yarn":
-			dc.yarn = true
+			d.yarn = true
 			c.Rope.Factor, c.Rope.OrigContext = rs.Factor, rs.OriginalMaxPositionEmbeddings
 			// Zero means absent (the default stays); anything else, negative included, is
 			// checked by validate like the GGUF values.
@@ -326,10 +300,10 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 			c.Rope.AttnFactor = rs.AttentionFactor
 		case "", "default", "linear":
 			if rs.Type == "linear" && rs.Factor != 1 && rs.Factor != 0 {
-				return nil, fmt.Errorf("config.json: linear rope scaling %g is not supported", rs.Factor)
+				return c, d, fmt.Errorf("config.json: linear rope scaling %g is not supported", rs.Factor)
 			}
 		default:
-			return nil, fmt.Errorf("config.json: rope scaling %q is not supported", rs.Type)
+			return c, d, fmt.Errorf("config.json: rope scaling %q is not supported", rs.Type)
 		}
 	}
 	for _, s := range []struct {
@@ -337,81 +311,65 @@ func bindMLX(d *mlx.Model) (*Model, error) {
 		id  int
 	}{{"config.json bos_token_id", mc.BOSTokenID}, {"config.json eos_token_id", mc.EOSTokenID}} {
 		if s.id >= 0 {
-			dc.ids = append(dc.ids, declaredID{s.key, int64(s.id)})
+			d.ids = append(d.ids, declaredID{s.key, int64(s.id)})
 		}
 	}
-	m := &Model{Config: c}
-	matrix := func(name string, rows, cols int) (*q1.Matrix, error) {
-		mt, ok := d.Matrices[name]
-		if !ok {
-			return nil, fmt.Errorf("missing quantised tensor %s.weight", name)
-		}
-		if mt.Cols != cols || (rows > 0 && mt.Rows != rows) {
-			return nil, fmt.Errorf("tensor %s.weight is %dx%d, want %dx%d (config.json)", name, mt.Rows, mt.Cols, rows, cols)
-		}
-		return mt, nil
-	}
-	vector := func(name string, n int) ([]float32, error) {
-		v, ok := d.Vectors[name]
-		if !ok {
-			return nil, fmt.Errorf("missing tensor %s", name)
-		}
-		if len(v) != n {
-			return nil, fmt.Errorf("tensor %s has %d elements, want %d (config.json)", name, len(v), n)
-		}
-		return v, finiteVector(name, v)
-	}
-	var err error
-	if m.Embed, err = matrix("model.embed_tokens", -1, c.Hidden); err != nil {
-		return nil, err
-	}
-	m.Vocab = m.Embed.Rows
-	if _, ok := d.Matrices["lm_head"]; ok {
-		if m.Output, err = matrix("lm_head", m.Vocab, c.Hidden); err != nil {
-			return nil, err
-		}
-	} else if mc.TieWordEmbeddings {
-		m.Output, m.Tied = m.Embed, true
-	} else {
+	return c, d, nil
+}
+
+// mlxKeys names the config.json keys of the numbers validate checks.
+var mlxKeys = fileKeys{
+	rmsEps:          "config.json rms_norm_eps",
+	ropeBase:        "config.json rope_theta",
+	yarnFactor:      "config.json rope_scaling.factor",
+	yarnOrigContext: "config.json rope_scaling.original_max_position_embeddings",
+	yarnBetaFast:    "config.json rope_scaling.beta_fast",
+	yarnBetaSlow:    "config.json rope_scaling.beta_slow",
+	yarnAttn:        "config.json rope_scaling.attention_factor",
+	vocabSize:       "config.json vocab_size",
+	tokens:          "tokenizer.json",
+}
+
+// mlxNaming is the Hugging Face names of the layout (docs/FORMATS.md §8.2):
+// model.embed_tokens.weight, model.layers.3.input_layernorm.weight,
+// model.layers.3.mlp.up_proj.weight, model.norm.weight, lm_head.weight.
+var mlxNaming = naming{layer: "model.layers.%d.", proj: mlxProj, stem: [numRoles]string{
+	roleEmbed: "model.embed_tokens", roleAttnNorm: "input_layernorm", roleQNorm: "self_attn.q_norm",
+	roleKNorm: "self_attn.k_norm", roleFFNNorm: "post_attention_layernorm", roleOutNorm: "model.norm", roleOutput: "lm_head"}}
+
+// mlxProj is the module path of a projection: self_attn.q_proj, mlp.up_proj.
+func mlxProj(p Proj) string { return mlx.ModulePrefix(int(p)) + p.String() }
+
+// mlxTensors looks up the layout's tensors in an opened MLX directory, whose matrices are keyed
+// by module (the name without ".weight") and vectors by tensor name.
+type mlxTensors struct{ d *mlx.Model }
+
+func (mlxTensors) name(w weight) string { return mlxNaming.name(w) }
+
+func (x mlxTensors) matrix(w weight, rows, cols int) (*q1.Matrix, error) {
+	name := x.name(w)
+	mt, ok := x.d.Matrices[strings.TrimSuffix(name, ".weight")]
+	switch {
+	case !ok && w.role == roleOutput && x.d.Config.TieWordEmbeddings:
+		return nil, nil // the head is the embedding
+	case !ok && w.role == roleOutput:
 		return nil, errors.New("no lm_head and tie_word_embeddings is false")
+	case !ok:
+		return nil, fmt.Errorf("missing quantised tensor %s", name)
+	case mt.Cols != cols || (rows > 0 && mt.Rows != rows):
+		return nil, fmt.Errorf("tensor %s is %dx%d, want %dx%d (config.json)", name, mt.Rows, mt.Cols, rows, cols)
 	}
-	if m.OutNorm, err = vector("model.norm.weight", c.Hidden); err != nil {
-		return nil, err
+	return mt, nil
+}
+
+func (x mlxTensors) vector(w weight, n int) ([]float32, error) {
+	name := x.name(w)
+	v, ok := x.d.Vectors[name]
+	if !ok {
+		return nil, fmt.Errorf("missing tensor %s", name)
 	}
-	m.Layers = make([]Layer, c.NLayers)
-	for l := range m.Layers {
-		L := &m.Layers[l]
-		p := fmt.Sprintf("model.layers.%d.", l)
-		for _, v := range []struct {
-			dst  *[]float32
-			name string
-			n    int
-		}{{&L.AttnNorm, "input_layernorm", c.Hidden}, {&L.QNorm, "self_attn.q_norm", c.HeadDim},
-			{&L.KNorm, "self_attn.k_norm", c.HeadDim}, {&L.FFNNorm, "post_attention_layernorm", c.Hidden}} {
-			if *v.dst, err = vector(p+v.name+".weight", v.n); err != nil {
-				return nil, err
-			}
-		}
-		for pr := Proj(0); pr < NumProj; pr++ {
-			rows, cols := m.projShape(pr)
-			mod := "self_attn."
-			if pr >= ProjGate {
-				mod = "mlp."
-			}
-			if L.Proj[pr], err = matrix(p+mod+pr.String(), rows, cols); err != nil {
-				return nil, err
-			}
-		}
+	if len(v) != n {
+		return nil, fmt.Errorf("tensor %s has %d elements, want %d (config.json)", name, len(v), n)
 	}
-	if err := m.validate(dc); err != nil {
-		return nil, err
-	}
-	m.Source = Source{Format: "mlx", Size: d.Size, Name: filepath.Base(d.Dir),
-		TensorTypes: map[string]int{"Q1_0(mlx)": len(d.Matrices), "norm": len(d.Vectors)},
-		tok:         tokSource{json: d.TokenizerJSON, configJSON: d.TokenizerConfigJSON}}
-	if note, err := os.ReadFile(filepath.Join(d.Dir, PatchNoteFile)); err == nil {
-		m.Source.PatchNote = string(note)
-	}
-	m.closer, m.mlx = d, d
-	return m, nil
+	return v, nil
 }

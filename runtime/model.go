@@ -5,70 +5,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/bankai-metal/bankai-metal/patch"
-	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 	"github.com/bankai-metal/bankai-metal/runtime/mlx"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 	"github.com/bankai-metal/bankai-metal/runtime/tokenizer"
 )
-
-// Config holds the hyper-parameters of a Qwen3 model, read from the file.
-type Config struct {
-	Arch    string
-	NLayers int // decoder layers
-	Hidden  int // n_embd
-	FFN     int // n_ff
-	Heads   int
-	KVHeads int
-	HeadDim int
-	Vocab   int // rows of the embedding
-	Context int // trained context length (0 if unknown)
-	RMSEps  float32
-	Rope    cpu.Rope
-	Tied    bool // the LM head is the embedding
-}
-
-// QDim is the width of the query projection (Heads·HeadDim; not always Hidden).
-func (c Config) QDim() int { return c.Heads * c.HeadDim }
-
-// KVDim is the width of the key and value projections.
-func (c Config) KVDim() int { return c.KVHeads * c.HeadDim }
-
-// Proj names a projection of a decoder layer, by its Hugging Face name.
-type Proj int
-
-// The seven projections of a Qwen3 layer, in the order of patch's one list of their names.
-const (
-	ProjQ Proj = iota
-	ProjK
-	ProjV
-	ProjO
-	ProjGate
-	ProjUp
-	ProjDown
-	NumProj
-)
-
-// String is the Hugging Face name of the projection ("up_proj").
-func (p Proj) String() string { return patch.ProjName(int(p)) }
-
-// GGUFName is the GGUF tensor stem of the projection ("ffn_up").
-func (p Proj) GGUFName() string { return patch.ProjGGUF(int(p)) }
-
-// ParseProj accepts a Hugging Face name (up_proj) or a GGUF name (ffn_up).
-func ParseProj(s string) (Proj, error) {
-	i, err := patch.ProjIndex(s)
-	return Proj(i), err
-}
-
-// Layer holds the weights of one decoder layer.
-type Layer struct {
-	AttnNorm []float32 // (Hidden)
-	QNorm    []float32 // (HeadDim)
-	KNorm    []float32 // (HeadDim)
-	FFNNorm  []float32 // (Hidden)
-	Proj     [NumProj]*q1.Matrix
-}
 
 // Model is a loaded Qwen3 model. Its 1-bit matrices alias the (copy-on-write) file mapping.
 type Model struct {
@@ -139,6 +79,3 @@ func (m *Model) Params() int64 {
 	}
 	return n + int64(len(m.OutNorm))
 }
-
-// The projection list is patch's; the enum must match it.
-var _ [NumProj]struct{} = [patch.NumProj]struct{}{}

@@ -9,10 +9,10 @@ import (
 	"github.com/bankai-metal/bankai-metal/runtime/tokenizer"
 )
 
-// The checks both loaders share. Each loader reads its file into a Config and a declared (the
-// numbers that come with the weights, and the names the file gives them), then calls
-// Model.validate, so a GGUF file and an MLX directory are held to the same rules and a bad
-// number is reported under the key the user can find in the file.
+// The checks both formats share. Each format reads its file into a Config and a declared (the
+// numbers that come with the weights, and the names the file gives them); bind (qwen3.go) calls
+// Model.validate on the bound model, so a GGUF file and an MLX directory are held to the same
+// rules and a bad number is reported under the key the user can find in the file.
 
 // maxContext bounds context lengths read from a file (as gguf and mlx bound every size).
 const maxContext = 1 << 24
@@ -23,29 +23,6 @@ type fileKeys struct {
 	yarnFactor, yarnOrigContext, yarnBetaFast, yarnBetaSlow, yarnAttn string
 	vocabSize                                                         string // "" when the format has none
 	tokens                                                            string // the tokenizer's token list
-}
-
-var ggufKeys = fileKeys{
-	rmsEps:          "metadata qwen3.attention.layer_norm_rms_epsilon",
-	ropeBase:        "metadata qwen3.rope.freq_base",
-	yarnFactor:      "metadata qwen3.rope.scaling.factor",
-	yarnOrigContext: "metadata qwen3.rope.scaling.original_context_length",
-	yarnBetaFast:    "metadata qwen3.rope.scaling.yarn_beta_fast",
-	yarnBetaSlow:    "metadata qwen3.rope.scaling.yarn_beta_slow",
-	yarnAttn:        "metadata qwen3.rope.scaling.attn_factor",
-	tokens:          "metadata tokenizer.ggml.tokens",
-}
-
-var mlxKeys = fileKeys{
-	rmsEps:          "config.json rms_norm_eps",
-	ropeBase:        "config.json rope_theta",
-	yarnFactor:      "config.json rope_scaling.factor",
-	yarnOrigContext: "config.json rope_scaling.original_max_position_embeddings",
-	yarnBetaFast:    "config.json rope_scaling.beta_fast",
-	yarnBetaSlow:    "config.json rope_scaling.beta_slow",
-	yarnAttn:        "config.json rope_scaling.attention_factor",
-	vocabSize:       "config.json vocab_size",
-	tokens:          "tokenizer.json",
 }
 
 // declared is what a file says next to its weights that validate checks against them.

@@ -90,7 +90,7 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	defer m.Close() // deferred first, so it runs last: after b.Close
 	load := time.Since(start)
 	b, err := newBackend(c, m)
 	if err != nil {
@@ -164,12 +164,13 @@ func runBench(c *cli.Context) error {
 }
 
 // benchRun runs toks on a fresh session, as one batch or one token at a time, and returns the
-// time the forward passes took.
+// time the forward passes took. The session is closed before it returns.
 func benchRun(b runtime.Backend, toks []int32, batch bool) (time.Duration, error) {
 	s, err := b.NewSession(len(toks))
 	if err != nil {
 		return 0, err
 	}
+	defer s.Close()
 	start := time.Now()
 	if batch {
 		if _, err := s.Forward(toks, false); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/bankai-metal/bankai-metal/runtime"
 	"github.com/bankai-metal/bankai-metal/runtime/tokenizer"
@@ -69,9 +67,6 @@ var chatCommands = map[string]chatCmd{}
 // errBye ends the chat.
 var errBye = errors.New("bye")
 
-// errInterrupted is a Ctrl-C at the prompt.
-var errInterrupted = errors.New("interrupted")
-
 // chatSession is the state of one chat: the conversation, the tokens the KV cache holds and
 // the settings. Commands may read and change it.
 type chatSession struct {
@@ -103,7 +98,7 @@ func runChat(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer env.model.Close()
+	defer env.close()
 	env.checkTemplate()
 	in, interactive := newLineReader(c.App.Reader, c.App.Writer)
 	ch := &chatSession{genEnv: env, out: c.App.Writer, interactive: interactive, cfg: cfg,
@@ -261,6 +256,15 @@ func (ch *chatSession) turn(ctx context.Context, text string) error {
 	return nil
 }
 
+// escapeLine escapes a piece of a piped answer so that the whole answer stays on one line:
+// backslash as \\, newline as \n, carriage return as \r.
+func escapeLine(s string) string {
+	if !strings.ContainsAny(s, "\\\n\r") {
+		return s
+	}
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`).Replace(s)
+}
+
 // promptFor returns the token sequence of the conversation followed by a new user message.
 // Without thinking, the new turn is appended to the transcript as fed, so the whole earlier
 // conversation stays in the cache. Otherwise (and after a change of system message or of the
@@ -328,104 +332,3 @@ func chatStats(ch *chatSession, _ string) error {
 	printStats(ch.out, ch.last, ch.sess)
 	return nil
 }
-
-// lineReader reads the person's input one line at a time.
-type lineReader interface {
-	// readLine returns a line without its newline, io.EOF at the end or errInterrupted.
-	readLine() (string, error)
-}
-
-// newLineReader edits lines in raw mode when r is a terminal (history on up/down), and reads
-// plain lines otherwise.
-func newLineReader(r io.Reader, w io.Writer) (lineReader, bool) {
-	if f, ok := r.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		in := &ctrlCFilter{r: f}
-		t := term.NewTerminal(struct {
-			io.Reader
-			io.Writer
-		}{in, w}, "> ")
-		t.History = &lineHistory{}
-		return &termReader{fd: int(f.Fd()), in: in, t: t}, true
-	}
-	return pipeReader{bufio.NewReader(r)}, false
-}
-
-type pipeReader struct{ r *bufio.Reader }
-
-func (p pipeReader) readLine() (string, error) {
-	line, err := p.r.ReadString('\n')
-	if errors.Is(err, io.EOF) && line != "" {
-		err = nil
-	}
-	return trimNewline(line), err
-}
-
-type termReader struct {
-	fd int
-	in *ctrlCFilter
-	t  *term.Terminal
-}
-
-func (r *termReader) readLine() (string, error) {
-	old, err := term.MakeRaw(r.fd)
-	if err != nil {
-		return "", fmt.Errorf("chat: terminal raw mode: %w", err)
-	}
-	defer term.Restore(r.fd, old)
-	if w, h, err := term.GetSize(r.fd); err == nil && w > 0 && h > 0 {
-		r.t.SetSize(w, h)
-	}
-	line, err := r.t.ReadLine()
-	if errors.Is(err, term.ErrPasteIndicator) {
-		err = nil
-	}
-	if err == nil && line == "" && r.in.ctrlC > 0 {
-		r.in.ctrlC--
-		return "", errInterrupted
-	}
-	return line, err
-}
-
-// ctrlCFilter turns each Ctrl-C typed at the prompt (which term.Terminal treats like Ctrl-D)
-// into "end of line, erase it, enter": an empty line the reader reports as errInterrupted.
-type ctrlCFilter struct {
-	r       io.Reader
-	pending []byte
-	ctrlC   int // Ctrl-Cs translated but not yet reported
-}
-
-func (f *ctrlCFilter) Read(p []byte) (int, error) {
-	for len(f.pending) == 0 {
-		var buf [256]byte
-		n, err := f.r.Read(buf[:])
-		for _, b := range buf[:n] {
-			if b == 3 {
-				f.pending = append(f.pending, 5, 21, '\r') // ^E ^U Enter
-				f.ctrlC++
-			} else {
-				f.pending = append(f.pending, b)
-			}
-		}
-		if n == 0 && err != nil {
-			return 0, err
-		}
-	}
-	n := copy(p, f.pending)
-	f.pending = f.pending[:copy(f.pending, f.pending[n:])]
-	return n, nil
-}
-
-// lineHistory keeps the last 100 distinct non-empty lines for up/down.
-type lineHistory struct{ lines []string } // oldest first
-
-func (h *lineHistory) Add(s string) {
-	if s == "" || (len(h.lines) > 0 && h.lines[len(h.lines)-1] == s) {
-		return
-	}
-	h.lines = append(h.lines, s)
-	if len(h.lines) > 100 {
-		h.lines = h.lines[1:]
-	}
-}
-func (h *lineHistory) Len() int        { return len(h.lines) }
-func (h *lineHistory) At(i int) string { return h.lines[len(h.lines)-1-i] }

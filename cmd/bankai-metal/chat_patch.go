@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/bankai-metal/bankai-metal/patch"
-	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
 // /patch swaps weight patches between turns without reloading the model.
@@ -14,6 +13,8 @@ func init() {
 		help: "apply, revert or list XOR patches (takes effect from the next turn)", run: chatPatch}
 }
 
+// chatPatch runs /patch. The registry is bound to the backend (openGen), so an apply or a
+// revert refreshes exactly the matrices it touched.
 func chatPatch(ch *chatSession, args string) error {
 	verb, arg, _ := strings.Cut(strings.TrimSpace(args), " ")
 	arg = strings.TrimSpace(arg)
@@ -65,19 +66,8 @@ func chatPatch(ch *chatSession, args string) error {
 		for _, w := range a.Warnings()[n:] {
 			fmt.Fprintln(ch.errOut, "warning:", w)
 		}
-		if err := ch.backend.WeightsChanged(allMatrices(ch)...); err != nil {
-			return err
-		}
 		ch.dropCache() // cached keys were computed with the old weights
 		return nil
 	}
 	return fmt.Errorf("/patch: unknown action %q (want apply, revert or list)", verb)
-}
-
-func allMatrices(ch *chatSession) []*q1.Matrix {
-	var ms []*q1.Matrix
-	for _, l := range ch.model.Layers {
-		ms = append(ms, l.Proj[:]...)
-	}
-	return ms
 }

@@ -9,10 +9,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bankai-metal/bankai-metal/bfs"
-	"github.com/bankai-metal/bankai-metal/patch"
+	"github.com/bankai-metal/bankai-metal/runtime"
 )
 
 func init() { register(demoCommand()) }
+
+// demoIters is the demo's default search length (--iters).
+const demoIters = 400
 
 func demoCommand() *cli.Command {
 	return &cli.Command{
@@ -27,7 +30,7 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Value: "builtin:tiny", Usage: "model to run on"},
 			&cli.StringFlag{Name: "target", Value: "math", Usage: "probes to improve"},
 			&cli.StringFlag{Name: "control", Value: "knowledge", Usage: "probes to protect"},
-			&cli.IntFlag{Name: "iters", Value: 400, Usage: "search candidates"},
+			&cli.IntFlag{Name: "iters", Value: demoIters, Usage: "search candidates"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "where to keep the patch (default: a temporary directory)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		}, deviceFlags...),
@@ -96,7 +99,7 @@ func runDemo(c *cli.Context) error {
 
 	fmt.Fprintln(w, "\n3. apply and revert in memory (XOR is its own inverse)")
 	before := m.ContentFingerprint()
-	applied := patch.NewApplied(m)
+	applied := runtime.NewApplied(b) // the backend follows the flips
 	t0 := time.Now()
 	if err := applied.Apply(res.Patch, false); err != nil {
 		return err

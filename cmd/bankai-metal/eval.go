@@ -21,8 +21,9 @@ func evalCommand() *cli.Command {
 		Name:  "eval",
 		Usage: "score probes without and with a patch: per-probe gaps, greedy answers, fixed/broken counts",
 		Description: "For each probe: the metric gap (correct minus distractor) on the base model and with the\n" +
-			"patch, and with --greedy the greedy answer before and after (up to 14 tokens, upstream's\n" +
-			"matcher). Counts: fixed (wrong -> right), broke (right -> wrong), unchanged.\n\n" +
+			"patch, and with --greedy the greedy answer before and after (up to --max-tokens, by default\n" +
+			fmt.Sprintf("upstream's %d tokens, and upstream's matcher). Counts: fixed (wrong -> right), broke\n", bfs.MaxGreedyTokens) +
+			"(right -> wrong), unchanged.\n\n" +
 			"Example: bankai-metal eval -m Bonsai-8B.gguf --patch calc.json --probes exp12_val --greedy",
 		Flags: append([]cli.Flag{modelFlag,
 			&cli.StringFlag{Name: "patch", Aliases: []string{"p"}, Usage: "the patch to evaluate (omit to score the model alone)"},
@@ -30,7 +31,7 @@ func evalCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "probes", Required: true, Usage: "built-in set (" + probeHelp() + ") or JSON file; repeatable or comma-separated"},
 			&cli.StringFlag{Name: "metric", Value: "seq_logprob", Usage: "seq_logprob or token_gap"},
 			&cli.BoolFlag{Name: "greedy", Usage: "also decode every prompt greedily and judge the answers"},
-			&cli.IntFlag{Name: "max-tokens", Value: 14, Usage: "greedy answer length"},
+			&cli.IntFlag{Name: "max-tokens", Value: bfs.MaxGreedyTokens, Usage: "greedy answer length"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		}, deviceFlags...),
 		Action: runEval,

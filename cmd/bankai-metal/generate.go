@@ -63,7 +63,7 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer env.model.Close()
+	defer env.close()
 	if !c.Bool("raw") {
 		env.checkTemplate()
 		if text, err = renderChat(nil, c.String("system"), text, c.Bool("think")); err != nil {
@@ -101,14 +101,15 @@ func runGenerate(c *cli.Context) error {
 // genEnv is what generate and chat run on: a model, its tokenizer and one session.
 type genEnv struct {
 	model   *runtime.Model
-	patches *patch.Applied // patches applied with --patch or /patch
+	patches *patch.Applied // patches applied with --patch or /patch; bound to backend
 	tok     *tokenizer.Tokenizer
 	backend runtime.Backend
 	sess    runtime.Session
 	errOut  io.Writer
 }
 
-// openGen loads --model with its tokenizer and opens a session of --ctx tokens.
+// openGen loads --model with its tokenizer and opens a session of --ctx tokens. The caller
+// releases it all with close.
 func openGen(c *cli.Context) (*genEnv, error) {
 	m, applied, err := loadModelPatched(c)
 	if err != nil {
@@ -119,6 +120,7 @@ func openGen(c *cli.Context) (*genEnv, error) {
 		m.Close()
 		return nil, err
 	}
+	runtime.BindApplied(applied, b) // /patch refreshes the backend's copies
 	env := &genEnv{model: m, patches: applied, backend: b, errOut: c.App.ErrWriter}
 	n, err := contextSize(c, m)
 	if err == nil {
@@ -128,10 +130,20 @@ func openGen(c *cli.Context) (*genEnv, error) {
 		env.sess, err = env.backend.NewSession(n)
 	}
 	if err != nil {
-		m.Close()
+		env.close()
 		return nil, err
 	}
 	return env, nil
+}
+
+// close releases the session, the backend and the model, in that order: lifetimes nest (a
+// Metal backend's buffers wrap the model's mapping).
+func (e *genEnv) close() {
+	if e.sess != nil {
+		e.sess.Close()
+	}
+	e.backend.Close()
+	e.model.Close()
 }
 
 // checkTemplate warns once when the model's embedded chat template is not Qwen3's, which is

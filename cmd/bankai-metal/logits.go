@@ -90,6 +90,7 @@ func runLogits(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer sess.Close() // before closeRun: deferred calls run last first
 	w := bufio.NewWriter(c.App.Writer)
 	defer w.Flush()
 	enc := json.NewEncoder(w)

@@ -70,7 +70,9 @@ func loadModel(c *cli.Context) (*runtime.Model, error) {
 // loadModelPatched loads the model and applies --patch files, returning the registry of
 // applied patches (for chat's /patch commands). A patched copy's note tells the registry
 // which patches the file already holds and which base they were made for. Warnings go to
-// stderr.
+// stderr. No backend exists yet, so none is told: one started on the model afterwards sees
+// the patched bits, and binding the registry to it (runtime.BindApplied) keeps it up to date
+// with later changes.
 func loadModelPatched(c *cli.Context) (*runtime.Model, *patch.Applied, error) {
 	m, err := loadPath(c.String("model"))
 	if err != nil {

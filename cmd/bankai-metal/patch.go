@@ -76,11 +76,14 @@ func patchVerifyCommand() *cli.Command {
 				case m.ContentFingerprint() == p.Fingerprint:
 					state = "not applied"
 				default:
+					// Revert in memory and back; no backend runs this model, so none is told.
 					if err := patch.ApplyFlips(m, p.Flips); err != nil {
 						return err
 					}
 					reverted := m.ContentFingerprint()
-					patch.ApplyFlips(m, p.Flips) // restore
+					if err := patch.ApplyFlips(m, p.Flips); err != nil {
+						return err
+					}
 					if reverted == p.Fingerprint {
 						state = "applied"
 					} else {

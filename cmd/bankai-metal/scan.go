@@ -25,7 +25,7 @@ func scanCommand() *cli.Command {
 			"Example: bankai-metal scan -m Bonsai-1.7B.gguf --target math --layers 26 --budget 8 -o top8.json --scores s.csv",
 		Flags: append(append(append([]cli.Flag{modelFlag}, probeFlags("none")...), candidateFlags()...), append([]cli.Flag{
 			&cli.Int64Flag{Name: "sample", Usage: "score this many random candidates instead of all"},
-			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed for --sample"},
+			&cli.Uint64Flag{Name: "seed", Value: bfs.DefaultSeed, Usage: "seed for --sample"},
 			&cli.IntFlag{Name: "budget", Aliases: []string{"k"}, Usage: "write a patch of the top k and verify it greedily"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "patch file for --budget (default top<k>.json)"},
 			&cli.StringFlag{Name: "scores", Usage: "write every score: .csv or .json"},

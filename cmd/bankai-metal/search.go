@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -33,8 +34,8 @@ func searchCommand() *cli.Command {
 		Flags: append(append(append([]cli.Flag{modelFlag}, probeFlags("")...), candidateFlags()...), append([]cli.Flag{
 			&cli.StringFlag{Name: "held-out", Usage: "probes measured before and after but never optimised"},
 			&cli.StringFlag{Name: "mode", Value: "greedy", Usage: "greedy (upstream's) or fast (scan-guided)"},
-			&cli.IntFlag{Name: "iters", Value: 200, Usage: "candidates to try"},
-			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "random seed"},
+			&cli.IntFlag{Name: "iters", Value: bfs.DefaultIters, Usage: "candidates to try"},
+			&cli.Uint64Flag{Name: "seed", Value: bfs.DefaultSeed, Usage: "random seed"},
 			&cli.Int64Flag{Name: "scan-sample", Usage: "fast mode: score this many random candidates per round instead of all"},
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "patch.json", Usage: "patch file to write"},
 			&cli.StringFlag{Name: "report", Usage: "JSON report file (default: <out without .json>.report.json)"},
@@ -158,7 +159,8 @@ func printSearchResult(c *cli.Context, res *bfs.Result, files searchFiles) error
 	return nil
 }
 
-func printScores(w interface{ Write([]byte) (int, error) }, title string, ps []bfs.ProbeScore) {
+// printScores writes one table of probe scores before and after, titled; nothing if ps is empty.
+func printScores(w io.Writer, title string, ps []bfs.ProbeScore) {
 	if len(ps) == 0 {
 		return
 	}

@@ -2,6 +2,7 @@ package mlx
 
 import (
 	"fmt"
+	"github.com/bankai-metal/bankai-metal/patch"
 	"sort"
 
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
@@ -22,6 +23,15 @@ type wantVector struct {
 	from string
 }
 
+// ModulePrefix is the Hugging Face module holding projection i (patch's order): "self_attn."
+// for q, k, v and o, "mlp." for gate, up and down.
+func ModulePrefix(i int) string {
+	if i < 4 {
+		return "self_attn."
+	}
+	return "mlp."
+}
+
 // checkLayout checks that the matrices and vectors are exactly the Qwen3 tensors cfg calls for
 // (docs/FORMATS.md §8.2), with the shapes it implies. The vocabulary is sized by the embedding rows.
 func checkLayout(c Config, mats map[string]*q1.Matrix, vecs map[string][]float32) error {
@@ -39,17 +49,15 @@ func checkLayout(c Config, mats map[string]*q1.Matrix, vecs map[string][]float32
 		ffnIn  = "intermediate_size x hidden_size"
 		ffnOut = "hidden_size x intermediate_size"
 	)
+	projs := [patch.NumProj]wantMatrix{ // in patch's projection order: q k v o gate up down
+		{q, h, attnQ}, {kv, h, attnKV}, {kv, h, attnKV}, {h, q, attnO}, {ff, h, ffnIn}, {ff, h, ffnIn}, {h, ff, ffnOut}}
 	wantM := map[string]wantMatrix{"model.embed_tokens": {-1, h, "vocabulary x hidden_size"}}
 	wantV := map[string]wantVector{"model.norm.weight": {h, "hidden_size"}}
 	for l := 0; l < c.NumHiddenLayers; l++ {
 		p := fmt.Sprintf("model.layers.%d.", l)
-		wantM[p+"self_attn.q_proj"] = wantMatrix{q, h, attnQ}
-		wantM[p+"self_attn.k_proj"] = wantMatrix{kv, h, attnKV}
-		wantM[p+"self_attn.v_proj"] = wantMatrix{kv, h, attnKV}
-		wantM[p+"self_attn.o_proj"] = wantMatrix{h, q, attnO}
-		wantM[p+"mlp.gate_proj"] = wantMatrix{ff, h, ffnIn}
-		wantM[p+"mlp.up_proj"] = wantMatrix{ff, h, ffnIn}
-		wantM[p+"mlp.down_proj"] = wantMatrix{h, ff, ffnOut}
+		for i, w := range projs {
+			wantM[p+ModulePrefix(i)+patch.ProjName(i)] = w
+		}
 		wantV[p+"input_layernorm.weight"] = wantVector{h, "hidden_size"}
 		wantV[p+"post_attention_layernorm.weight"] = wantVector{h, "hidden_size"}
 		wantV[p+"self_attn.q_norm.weight"] = wantVector{hd, "head_dim"}

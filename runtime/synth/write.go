@@ -7,7 +7,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime/gguf"
 	"github.com/bankai-metal/bankai-metal/runtime/mlx"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
@@ -96,9 +98,9 @@ func mlxName(name string) string {
 		m := map[string]string{
 			"attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
 			"attn_q_norm.weight": "self_attn.q_norm.weight", "attn_k_norm.weight": "self_attn.k_norm.weight",
-			"attn_q.weight": "self_attn.q_proj", "attn_k.weight": "self_attn.k_proj", "attn_v.weight": "self_attn.v_proj",
-			"attn_output.weight": "self_attn.o_proj", "ffn_gate.weight": "mlp.gate_proj", "ffn_up.weight": "mlp.up_proj",
-			"ffn_down.weight": "mlp.down_proj",
+		}
+		if i, err := patch.ProjIndex(strings.TrimSuffix(rest, ".weight")); err == nil {
+			return fmt.Sprintf("model.layers.%d.%s%s", l, mlx.ModulePrefix(i), patch.ProjName(i))
 		}
 		return fmt.Sprintf("model.layers.%d.%s", l, m[rest])
 	}
