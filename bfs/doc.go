@@ -53,7 +53,7 @@
 // constant of integration), or rest[0] not one of 0-9 a-z ^ / * + - (. A probe is answered
 // correctly when the generation matches the correct answer or one of its alternates.
 //
-// Scores do not depend on how probes and candidates are batched or on cpu.Threads: every
+// Scores do not depend on how probes and candidates are batched or on the thread count (Model.Threads): every
 // sequence is computed by kernels whose per-row arithmetic is fixed, and the per-probe reductions
 // run in a fixed order.
 //

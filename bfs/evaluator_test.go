@@ -10,7 +10,6 @@ import (
 	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
-	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 )
 
 // Tolerances between the evaluator and the naive path (apply the flip, full Model.Forward,
@@ -119,9 +118,9 @@ func TestScoresBatchInvariant(t *testing.T) {
 		all[i] = i
 	}
 	run := func(threads, maxRows int, subset []int) ([]float64, [][]float64) {
-		old := cpu.Threads
-		cpu.Threads = threads
-		defer func() { cpu.Threads = old }()
+		old := m.Threads
+		m.Threads = threads
+		defer func() { m.Threads = old }()
 		e, err := NewEvaluator(runtime.NewCPU(m), probes, EvaluatorConfig{Tokenizer: tok, CacheLayers: []int{1}, MaxBatchRows: maxRows})
 		require.NoError(t, err)
 		got, err := e.Score(context.Background(), flips, subset)

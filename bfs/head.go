@@ -72,7 +72,7 @@ func (e *Evaluator) headScores(x [3][]float32, k int, probes []int, off [3][]int
 			copy(h[i*D:(i+1)*D], x[s.ph][s.row*D:(s.row+1)*D])
 		}
 		cpu.RMSNorm(h[:n*D], h[:n*D], e.m.OutNorm, e.m.RMSEps)
-		cpu.MatMul(head, h, n, logits)
+		cpu.Workers(e.m.Threads).MatMul(head, h, n, logits)
 		if err := runtime.CheckLogits(logits[:n*width], width, 0); err != nil {
 			var le *runtime.LogitsError
 			errors.As(err, &le)

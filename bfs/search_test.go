@@ -9,7 +9,6 @@ import (
 
 	"github.com/bankai-metal/bankai-metal/internal/testenv"
 	"github.com/bankai-metal/bankai-metal/runtime"
-	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 )
 
 // smallSearch is a search over the rows of the last two layers' up/gate projections.
@@ -104,9 +103,9 @@ func TestSearchRaisesFitness(t *testing.T) {
 func TestSearchDeterministic(t *testing.T) {
 	m := tinyModel(t, 4)
 	run := func(batch, threads int) *Result {
-		old := cpu.Threads
-		cpu.Threads = threads
-		defer func() { cpu.Threads = old }()
+		old := m.Threads
+		m.Threads = threads
+		defer func() { m.Threads = old }()
 		o := smallSearch(t, ModeGreedy)
 		o.Iters = 20
 		o.Batch = batch

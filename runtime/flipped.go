@@ -89,11 +89,11 @@ type part struct{ seq0, seq1, row0, row1 int }
 // matrices are small enough that cpu.MatMul would run on one thread and no two sequences share
 // a cache.
 func (c CPUBatch) partition(seqs []Seq) []part {
-	nt := cpu.Threads
+	m := c.Model
+	nt := m.Threads
 	if nt <= 0 {
 		nt = goruntime.GOMAXPROCS(0)
 	}
-	m := c.Model
 	if nt <= 1 || len(seqs) < 2 || m.FFN*m.Hidden >= 1<<18 {
 		return nil
 	}
@@ -153,7 +153,7 @@ func flipHook(m *Model, flips []FlipSpan, delta bool) Hook {
 				continue
 			}
 			tmp = slices.Grow(tmp[:0], f.N)[:f.N]
-			cpu.MatMul(flippedRow(mat, f), in[f.Start*mat.Cols:], f.N, tmp)
+			m.workers().MatMul(flippedRow(mat, f), in[f.Start*mat.Cols:], f.N, tmp)
 			for t, v := range tmp {
 				out[(f.Start+t)*mat.Rows+f.Row] = v
 			}

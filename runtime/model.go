@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 	"github.com/bankai-metal/bankai-metal/runtime/mlx"
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 	"github.com/bankai-metal/bankai-metal/runtime/tokenizer"
@@ -20,6 +21,9 @@ type Model struct {
 	Source  Source
 	// Numerics selects the arithmetic of the CPU forward pass (NumericsFloat unless set).
 	Numerics Numerics
+	// Threads bounds the goroutines of the CPU forward pass (0: GOMAXPROCS). Results never
+	// depend on it.
+	Threads int
 
 	closer      io.Closer
 	mlx         *mlx.Model // the MLX source, for SaveCopy
@@ -79,3 +83,6 @@ func (m *Model) Params() int64 {
 	}
 	return n + int64(len(m.OutNorm))
 }
+
+// workers is the thread count the CPU kernels of m run on.
+func (m *Model) workers() cpu.Workers { return cpu.Workers(m.Threads) }

@@ -53,7 +53,7 @@ type kernels struct {
 	// rmsNorm normalises the rows (of width len(w)) of x into out, which may alias x.
 	rmsNorm func(out, x, w []float32, eps float32)
 	// matMul computes outs[i] (n, ms[i].Rows) = x (n, Cols) · ms[i]ᵀ for matrices sharing x.
-	matMul func(ms []*q1.Matrix, x []float32, n int, outs [][]float32)
+	matMul func(w cpu.Workers, ms []*q1.Matrix, x []float32, n int, outs [][]float32)
 	// ropeTables returns cos and sin (n, Dim/2) for positions [pos0, pos0+n).
 	ropeTables func(r cpu.Rope, pos0, n int) (cos, sin []float32)
 	// applyRope rotates x (n, heads, dim) in place.
@@ -67,7 +67,7 @@ type kernels struct {
 var kernelSets = [numNumerics]kernels{
 	NumericsFloat: {
 		rmsNorm:       cpu.RMSNorm,
-		matMul:        cpu.MatMulShared,
+		matMul:        cpu.Workers.MatMulShared,
 		ropeTables:    cpu.Rope.Tables,
 		applyRope:     cpu.ApplyRope,
 		attentionHead: cpu.AttentionHead,
@@ -75,7 +75,7 @@ var kernelSets = [numNumerics]kernels{
 	},
 	NumericsLlama: {
 		rmsNorm:       cpu.RMSNormLlama,
-		matMul:        cpu.MatMulQ8Shared,
+		matMul:        cpu.Workers.MatMulQ8Shared,
 		ropeTables:    cpu.Rope.TablesLlama,
 		applyRope:     cpu.ApplyRopeLlama,
 		attentionHead: cpu.AttentionHeadLlama,

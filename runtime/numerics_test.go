@@ -92,7 +92,7 @@ func TestLlamaIntermediates(t *testing.T) {
 	}
 	mul := func(mat *q1.Matrix, in []float32) []float32 {
 		out := make([]float32, n*mat.Rows)
-		k.matMul([]*q1.Matrix{mat}, in, n, [][]float32{out})
+		k.matMul(0, []*q1.Matrix{mat}, in, n, [][]float32{out})
 		return out
 	}
 	x := make([]float32, n*D)

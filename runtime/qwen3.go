@@ -289,7 +289,7 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 		for i, p := range ps {
 			ms[i] = L.Proj[p]
 		}
-		kern.matMul(ms, in, n, outs)
+		kern.matMul(m.workers(), ms, in, n, outs)
 		if hook != nil {
 			for i, p := range ps {
 				hook(l, p, in[:n*ms[i].Cols], outs[i][:n*ms[i].Rows], n)
@@ -321,7 +321,7 @@ func (m *Model) layer(l int, x []float32, n int, seqs []Seq, hook Hook, b *buffe
 		ctx := pos0 + s.N
 		att := b.att[row*m.QDim() : (row+s.N)*m.QDim()]
 		// every (query, head) pair is independent: spread them over the threads
-		cpu.ParallelFor(s.N*m.Heads, func(i int) {
+		m.workers().ParallelFor(s.N*m.Heads, func(i int) {
 			scratch := make([]float32, ctx)
 			kern.attentionHead(att, q, keys, vals, i/m.Heads, i%m.Heads, s.N, ctx, m.Heads, m.KVHeads, hd, scratch)
 		})
@@ -343,7 +343,7 @@ func (m *Model) Logits(x []float32, n int, out []float32) {
 	kern := m.Numerics.kernels()
 	h := make([]float32, n*m.Hidden) // (n, Hidden)
 	kern.rmsNorm(h, x[:n*m.Hidden], m.OutNorm, m.RMSEps)
-	kern.matMul([]*q1.Matrix{m.Output}, h, n, [][]float32{out})
+	kern.matMul(m.workers(), []*q1.Matrix{m.Output}, h, n, [][]float32{out})
 }
 
 // buffers are the activations of one pass over n tokens.

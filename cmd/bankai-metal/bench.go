@@ -100,7 +100,7 @@ func runBench(c *cli.Context) error {
 
 	rep := benchReport{Model: filepath.Base(m.Source.Path), FileBytes: m.Source.Size, Params: m.Params(),
 		Device: b.Name(), SIMD: cpu.SIMD().String(), Numerics: m.Numerics.String(),
-		Threads: cpu.Threads, LoadSeconds: load.Seconds()}
+		Threads: m.Threads, LoadSeconds: load.Seconds()}
 	if rep.Threads <= 0 {
 		rep.Threads = goruntime.GOMAXPROCS(0)
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/bankai-metal/bankai-metal/metal"
 	"github.com/bankai-metal/bankai-metal/runtime"
-	"github.com/bankai-metal/bankai-metal/runtime/cpu"
 )
 
 // deviceFlags are --device and --threads, for every command that runs a model.
@@ -33,7 +32,7 @@ func newBackend(c *cli.Context, m *runtime.Model) (runtime.Backend, error) {
 	case n < 0 || n > maxThreads:
 		return nil, fmt.Errorf("--threads %d: want 1 to %d (or 0, all cores)", n, maxThreads)
 	case n > 0:
-		cpu.Threads = n
+		m.Threads = n
 	}
 	if v := c.String("numerics"); v != "" {
 		n, err := runtime.ParseNumerics(v)

@@ -16,14 +16,8 @@ func (w Workers) count() int {
 	if w > 0 {
 		return int(w)
 	}
-	if Threads > 0 {
-		return Threads
-	}
 	return runtime.GOMAXPROCS(0)
 }
-
-// Threads is the default for Workers(0) (0 = GOMAXPROCS).
-var Threads = 0
 
 // minParallelWork is the smallest amount of work (rows x cols multiply-adds) worth splitting
 // over goroutines.
