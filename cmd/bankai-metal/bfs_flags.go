@@ -10,6 +10,7 @@ import (
 
 	"github.com/bankai-metal/bankai-metal/bfs"
 	"github.com/bankai-metal/bankai-metal/internal/fileid"
+	"github.com/bankai-metal/bankai-metal/patch"
 )
 
 // probeHelp lists the built-in probe sets for --help.
@@ -19,7 +20,7 @@ func probeHelp() string { return strings.Join(bfs.BuiltinSets(), ", ") }
 func candidateFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "layers", Usage: "comma-separated layers (default: upstream's 1,2,3,4 and N-2, clamped to the model)"},
-		&cli.StringFlag{Name: "proj", Value: "gate_proj,up_proj", Usage: "projections: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj (or GGUF names)"},
+		&cli.StringFlag{Name: "proj", Value: strings.Join(bfs.DefaultProjs(), ","), Usage: "projections: " + strings.Join(patch.Projections(), " ") + " (or GGUF names)"},
 		&cli.StringFlag{Name: "granularity", Value: "row", Usage: "flip unit: row, group (128 weights) or bit"},
 		&cli.StringFlag{Name: "metric", Value: "seq_logprob", Usage: "seq_logprob (whole-answer log-prob gap) or token_gap (logit gap at the first differing token)"},
 		&cli.Float64Flag{Name: "lambda", Value: bfs.DefaultLambda, Usage: "control penalty: fitness = target gain - lambda * control loss"},
