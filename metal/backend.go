@@ -34,6 +34,13 @@ type layerWeights struct {
 	attnNorm, qNorm, kNorm, ffnNorm ref // (Hidden), (HeadDim), (HeadDim), (Hidden)
 }
 
+// The backend's required and optional capabilities (runtime/backend.go).
+var (
+	_ runtime.Backend        = (*backend)(nil)
+	_ runtime.Describer      = (*backend)(nil)
+	_ runtime.BatchEvaluator = (*backend)(nil)
+)
+
 var errClosed = errors.New("metal: backend is closed")
 
 // newBackend places m on dev; mapped says whether host memory lies in a file mapping (and may
@@ -133,7 +140,7 @@ func (b *backend) WeightsChanged(mats ...*q1.Matrix) error {
 	return b.w.refresh(mats)
 }
 
-// Describe says where the backend runs and how its weights are held.
+// Describe implements runtime.Describer: where the backend runs and how its weights are held.
 func (b *backend) Describe() string {
 	wrapped, copied := b.w.stats()
 	s := fmt.Sprintf("%s on %s: %d weight views no-copy over %d file spans, %d copied", b.kind, b.dev.name(), wrapped, len(b.w.spans), copied)
@@ -143,8 +150,12 @@ func (b *backend) Describe() string {
 	return s
 }
 
-// Close implements runtime.Backend. Sessions must not be used afterwards; the model must be
-// closed only after the backend.
+// Close implements runtime.Backend: it releases the weights' device views (so the model, whose
+// file mapping they may wrap, must be closed only after the backend), RunFlipped's buffers and
+// KV stores, and the device. Sessions should be closed first; one that is not refuses to run
+// afterwards (Forward returns an error and touches no device memory), and its Close still frees
+// its own buffers. NewSession, WeightsChanged and RunFlipped fail after Close; closing twice is
+// harmless.
 func (b *backend) Close() error {
 	if !b.closed {
 		b.closed = true

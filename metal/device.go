@@ -3,7 +3,8 @@ package metal
 import "github.com/bankai-metal/bankai-metal/shaders"
 
 // device is what the backend needs from a GPU. The Metal binding implements it on macOS
-// (gpu_darwin.go); the CPU harness of shaders/shim implements it everywhere (emulated.go).
+// (gpu_darwin.go); a shaders.Emulator, such as the CPU harness of shaders/shim, implements it
+// everywhere (emulated.go).
 type device interface {
 	// name describes the device ("Apple M2 Pro").
 	name() string

@@ -14,12 +14,14 @@
 // pipelines are thread-safe in Metal, and a command buffer never leaves the goroutine that
 // created it.
 //
-// The backend itself (backend.go, session.go, weights.go) is written against a small device
-// interface, so the same code also runs on the CPU harness of shaders/shim (NewEmulated), which
-// is how it is tested on machines without Metal. It also implements runtime.BatchEvaluator
-// (flipped.go, flipplan.go, kvstore.go): candidate flips scored over a batch of sequences
-// without touching the weights, which the search (bfs.NewEvaluator) picks up by type assertion. On other
-// platforms, or with the nometal build tag, New and Available return ErrUnavailable.
+// The backend itself (backend.go, session.go, layer.go, weights.go) is written against a small
+// device interface, so the same code also runs on a shaders.Emulator such as the CPU harness of
+// shaders/shim (NewEmulated), which is how it is tested on machines without Metal; the package
+// itself does not import the harness. It also implements runtime.BatchEvaluator (flipped.go,
+// flipplan.go, kvstore.go): candidate flips scored over a batch of sequences without touching
+// the weights, which the search (bfs.NewEvaluator) picks up by type assertion. A session step
+// and a RunFlipped batch encode their decoder layers with the same function (layer.go). On
+// other platforms, or with the nometal build tag, New and Available return ErrUnavailable.
 package metal
 
 import "errors"

@@ -12,19 +12,17 @@ import (
 // flipState is the device memory of RunFlipped, kept between calls and grown on demand. Calls
 // on one backend run one at a time.
 type flipState struct {
-	mu       sync.Mutex
-	rows     int    // batch rows the activation buffers hold
-	x, h, o  buffer // (rows, Hidden); x is the residual stream
-	q, att   buffer // (rows, Heads·HeadDim)
-	k, v     buffer // (rows, KVDim): keys and values of the sequences without a KV cache
-	gate, up buffer // (rows, FFN)
-	cos, sin buffer // (rows, HeadDim/2): RoPE tables at each row's position
-	wCap     int    // bytes the block buffer holds
-	w        buffer // (wCap) flipped weight blocks (flipplan.go)
+	mu        sync.Mutex
+	rows      int    // batch rows the activation buffers hold
+	layerActs        // x, h, o, q, att, gate, up, cos, sin (layer.go) for the rows
+	k, v      buffer // (rows, KVDim): keys and values of the sequences without a KV cache
+	wCap      int    // bytes the block buffer holds
+	w         buffer // (wCap) flipped weight blocks (flipplan.go)
 }
 
 func (fs *flipState) releaseActs() {
-	for _, b := range []*buffer{&fs.x, &fs.h, &fs.o, &fs.q, &fs.att, &fs.k, &fs.v, &fs.gate, &fs.up, &fs.cos, &fs.sin} {
+	fs.layerActs.release()
+	for _, b := range []*buffer{&fs.k, &fs.v} {
 		if *b != nil {
 			(*b).release()
 			*b = nil
@@ -147,12 +145,12 @@ func (b *backend) RunFlipped(from, to int, x []float32, seqs []runtime.Seq, flip
 		copy(cos[r.row0*half:], c)
 		copy(sin[r.row0*half:], s)
 	}
-	fr := &flipRun{b: b, fs: fs, runs: runs, starts: starts, rows: rows, plan: plan}
+	fr := &flipRun{b: b, fs: fs, runs: runs, starts: starts, plan: plan}
 	per := max(1, flipChunk*m.NumLayers()/rows) // layers per command buffer
 	for l0 := from; l0 < to; l0 += per {
 		err := b.dev.run(func(e encoder) {
 			for l := l0; l < min(to, l0+per); l++ {
-				fr.encodeLayer(e, l)
+				b.encodeLayer(e, l, &fs.layerActs, fr.seqs(l), fr.fixup)
 			}
 		})
 		if err != nil {
@@ -206,112 +204,33 @@ type flipRun struct {
 	fs     *flipState
 	runs   []seqRun
 	starts []int // runs[i].row0
-	rows   int
 	plan   *flipPlan
 }
 
-// encodeLayer records decoder layer l over the batch (runtime/qwen3.go, in the same order), with
-// the fixups of each projection after its matvec.
-func (r *flipRun) encodeLayer(e encoder, l int) {
-	b, m, fs := r.b, r.b.m, r.fs
-	L := &b.layers[l]
-	D, F, hd, eps, n := m.Hidden, m.FFN, m.HeadDim, m.RMSEps, r.rows
-	x, h, o := ref{fs.x, 0}, ref{fs.h, 0}, ref{fs.o, 0}
-	q, att := ref{fs.q, 0}, ref{fs.att, 0}
-	gate, up := ref{fs.gate, 0}, ref{fs.up, 0}
-	cos, sin := ref{fs.cos, 0}, ref{fs.sin, 0}
-	pieces := r.kvPieces(l)
-
-	// Attention block: keys and values go to the sequences' stores, or the batch buffers.
-	encRMSNorm(e, x, L.attnNorm, h, n, D, eps)
-	e.barrier()
-	encMatVec(e, L.proj[runtime.ProjQ], h, n, q)
-	for _, p := range pieces {
-		encMatVec(e, L.proj[runtime.ProjK], h.at(p.row0*D), p.n, p.k)
-		encMatVec(e, L.proj[runtime.ProjV], h.at(p.row0*D), p.n, p.v)
-	}
-	e.barrier()
-	r.fixups(e, l, h, runtime.ProjQ, runtime.ProjK, runtime.ProjV)
-	encRMSNorm(e, q, L.qNorm, q, n*m.Heads, hd, eps)
-	for _, p := range pieces {
-		encRMSNorm(e, p.k, L.kNorm, p.k, p.n*m.KVHeads, hd, eps)
-	}
-	e.barrier()
-	encRope(e, q, n, m.Heads, hd, cos, sin)
-	for _, p := range pieces {
-		encRope(e, p.k, p.n, m.KVHeads, hd, cos.at(p.row0*hd/2), sin.at(p.row0*hd/2))
-	}
-	e.barrier()
-	for _, s := range r.runs {
-		keys, vals := ref{fs.k, 4 * s.row0 * m.KVDim()}, ref{fs.v, 4 * s.row0 * m.KVDim()}
-		if s.kv != nil {
-			keys, vals = s.kv.keys(l, m.KVDim()), s.kv.vals(l, m.KVDim())
-		}
-		encAttention(e, q.at(s.row0*m.QDim()), keys, vals, att.at(s.row0*m.QDim()), s.n, s.pos0+s.n, m.Heads, m.KVHeads, hd)
-	}
-	e.barrier()
-	encMatVec(e, L.proj[runtime.ProjO], att, n, o)
-	e.barrier()
-	r.fixups(e, l, att, runtime.ProjO)
-	encAdd(e, x, o, n*D)
-	e.barrier()
-
-	// MLP block.
-	encRMSNorm(e, x, L.ffnNorm, h, n, D, eps)
-	e.barrier()
-	encMatVec(e, L.proj[runtime.ProjGate], h, n, gate)
-	encMatVec(e, L.proj[runtime.ProjUp], h, n, up)
-	e.barrier()
-	r.fixups(e, l, h, runtime.ProjGate, runtime.ProjUp)
-	encSiluMul(e, gate, up, gate, n*F)
-	e.barrier()
-	encMatVec(e, L.proj[runtime.ProjDown], gate, n, o)
-	e.barrier()
-	r.fixups(e, l, gate, runtime.ProjDown)
-	encAdd(e, x, o, n*D)
-	e.barrier()
-}
-
-// kvPiece is a run of batch rows whose keys and values are contiguous: a sequence with a store,
-// or consecutive sequences without one.
-type kvPiece struct {
-	row0, n int
-	k, v    ref // where the piece's first row of keys and values goes
-}
-
-// kvPieces returns the pieces of layer l.
-func (r *flipRun) kvPieces(l int) []kvPiece {
+// seqs returns the batch's sequences for layer l, with their keys and values: in the
+// sequence's store, or in the batch buffers from its first row (positions from 0).
+func (r *flipRun) seqs(l int) []layerSeq {
 	kvd := r.b.m.KVDim()
-	var out []kvPiece
-	for _, s := range r.runs {
+	out := make([]layerSeq, len(r.runs))
+	for i, s := range r.runs {
+		keys, vals := ref{r.fs.k, 4 * s.row0 * kvd}, ref{r.fs.v, 4 * s.row0 * kvd}
 		if s.kv != nil {
-			out = append(out, kvPiece{s.row0, s.n, s.kv.keys(l, kvd).at(s.pos0 * kvd), s.kv.vals(l, kvd).at(s.pos0 * kvd)})
-			continue
+			keys, vals = s.kv.keys(l, kvd), s.kv.vals(l, kvd)
 		}
-		if k := len(out) - 1; k >= 0 && out[k].k.buf == r.fs.k && out[k].row0+out[k].n == s.row0 {
-			out[k].n += s.n
-			continue
-		}
-		out = append(out, kvPiece{s.row0, s.n, ref{r.fs.k, 4 * s.row0 * kvd}, ref{r.fs.v, 4 * s.row0 * kvd}})
+		out[i] = layerSeq{row0: s.row0, n: s.n, pos0: s.pos0, keys: keys, vals: vals}
 	}
 	return out
 }
 
-// fixups records the fixups of projections of layer l that share the input in, followed by a
-// barrier if there were any.
-func (r *flipRun) fixups(e encoder, l int, in ref, projs ...runtime.Proj) {
-	m, fs := r.b.m, r.fs
-	some := false
-	for _, p := range projs {
-		mat := m.Layers[l].Proj[p]
-		for _, f := range r.plan.fix[projKey{l, p}] {
-			encFixup(e, mat, f, fs.w, in.at(f.start*mat.Cols), r.output(l, p, f.start))
-			some = true
-		}
+// fixup is encodeLayer's projHook: it records the fixups of projection p of layer l, whose
+// input is in, after its matvec, and reports whether there were any.
+func (r *flipRun) fixup(e encoder, l int, p runtime.Proj, in ref) bool {
+	mat := r.b.m.Layers[l].Proj[p]
+	fix := r.plan.fix[projKey{l, p}]
+	for _, f := range fix {
+		encFixup(e, mat, f, r.fs.w, in.at(f.start*mat.Cols), r.output(l, p, f.start))
 	}
-	if some {
-		e.barrier()
-	}
+	return len(fix) > 0
 }
 
 // output returns where output row 0 of batch row i of projection p of layer l lives.

@@ -12,9 +12,6 @@ import (
 	"github.com/bankai-metal/bankai-metal/runtime/q1"
 )
 
-// The backend is a runtime.BatchEvaluator, so the search uses it.
-var _ runtime.BatchEvaluator = (*backend)(nil)
-
 // randomMatrix returns a rows x cols matrix with random signs and fp16 scales, split layout.
 func randomMatrix(t *testing.T, rng *rand.Rand, rows, cols int) *q1.Matrix {
 	bits := make([]byte, rows*cols/8)

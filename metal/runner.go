@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -14,10 +15,13 @@ import (
 // twin in runtime/cpu (internal/backendtest). Each method uploads its inputs into fresh buffers,
 // dispatches once, waits and returns the output. Matrices are copied, never wrapped. Output
 // buffers carry guard values after the data; a kernel writing into them is reported as an
-// error. A KernelRunner is not safe for concurrent use.
+// error. A KernelRunner is not safe for concurrent use, and refuses work once closed.
 type KernelRunner struct {
-	dev device
+	dev    device
+	closed bool
 }
+
+var errRunnerClosed = errors.New("metal: kernel runner is closed")
 
 // guard is the number of sentinel floats after every output, and sentinel their bit pattern
 // (a quiet NaN no kernel produces).
@@ -29,9 +33,12 @@ const (
 // Name describes the device the kernels run on.
 func (r *KernelRunner) Name() string { return r.dev.name() }
 
-// Close releases the device.
+// Close releases the device; later kernel calls return an error. Closing twice is harmless.
 func (r *KernelRunner) Close() error {
-	r.dev.close()
+	if !r.closed {
+		r.closed = true
+		r.dev.close()
+	}
 	return nil
 }
 
@@ -44,8 +51,13 @@ type job struct {
 	err  error
 }
 
+// job starts a kernel launch; on a closed runner it carries the error and allocates nothing.
 func (r *KernelRunner) job() *job {
-	return &job{r: r, ws: newWeights(r.dev, os.Getpagesize(), nil)}
+	j := &job{r: r, ws: newWeights(r.dev, os.Getpagesize(), nil)}
+	if r.closed {
+		j.err = errRunnerClosed
+	}
+	return j
 }
 
 func (j *job) alloc(size int) ref {

@@ -29,12 +29,10 @@ type sessionMem struct {
 	kvCap int      // positions the cache buffers hold
 	k, v  []buffer // per layer (kvCap, KVDim), RoPE applied to k
 
-	actCap   int    // tokens the activation buffers hold
-	tok      buffer // (actCap) int32
-	cos, sin buffer // (actCap, HeadDim/2)
-	x, h, o  buffer // (actCap, Hidden); x is the residual stream
-	q, att   buffer // (actCap, Heads·HeadDim)
-	gate, up buffer // (actCap, FFN)
+	actCap    int    // tokens the activation buffers hold
+	tok       buffer // (actCap) int32
+	layerActs        // x, h, o, q, att, gate, up, cos, sin (layer.go) with rows = actCap
+
 	logitCap int    // rows the logits buffer holds
 	logits   buffer // (logitCap, Vocab)
 }
@@ -52,12 +50,11 @@ func (sm *sessionMem) release() {
 }
 
 func (sm *sessionMem) releaseActs() {
-	for _, b := range []buffer{sm.tok, sm.cos, sm.sin, sm.x, sm.h, sm.o, sm.q, sm.att, sm.gate, sm.up} {
-		if b != nil {
-			b.release()
-		}
+	if sm.tok != nil {
+		sm.tok.release()
+		sm.tok = nil
 	}
-	sm.tok, sm.cos, sm.sin, sm.x, sm.h, sm.o, sm.q, sm.att, sm.gate, sm.up = nil, nil, nil, nil, nil, nil, nil, nil, nil, nil
+	sm.layerActs.release()
 	sm.actCap = 0
 }
 
@@ -75,7 +72,9 @@ func (b *backend) NewSession(maxCtx int) (runtime.Session, error) {
 	return s, nil
 }
 
-// Close releases the session's device memory now rather than at garbage collection.
+// Close implements runtime.Session: it releases the session's device memory now rather than at
+// garbage collection. It should come before the backend's Close, but after it is harmless too:
+// the buffers are the session's own, and releasing them needs nothing the backend released.
 func (s *session) Close() error {
 	if !s.closed {
 		s.closed = true
@@ -172,56 +171,19 @@ func (s *session) step(tokens []int32, first, count int) error {
 // same order), with logits for rows [first, first+count) of the chunk.
 func (s *session) encode(e encoder, n, pos0, first, count int) {
 	b, m, sm := s.b, s.b.m, s.mem
-	D, F, hd, eps := m.Hidden, m.FFN, m.HeadDim, m.RMSEps
-	x, h, o := ref{sm.x, 0}, ref{sm.h, 0}, ref{sm.o, 0}
-	q, att := ref{sm.q, 0}, ref{sm.att, 0}
-	gate, up := ref{sm.gate, 0}, ref{sm.up, 0}
-	cos, sin := ref{sm.cos, 0}, ref{sm.sin, 0}
-
+	D := m.Hidden
+	x := ref{sm.x, 0}
 	encEmbed(e, b.embed, ref{sm.tok, 0}, n, x) // x (n, Hidden)
 	e.barrier()
 	for l := range m.Layers {
-		L := &b.layers[l]
-		keys, vals := ref{sm.k[l], 0}, ref{sm.v[l], 0}           // (pos0+n, KVDim)
-		k, v := keys.at(pos0*m.KVDim()), vals.at(pos0*m.KVDim()) // the new rows (n, KVDim)
-
-		// Attention block; k and v are written straight into the cache.
-		encRMSNorm(e, x, L.attnNorm, h, n, D, eps)
-		e.barrier()
-		encMatVec(e, L.proj[runtime.ProjQ], h, n, q)
-		encMatVec(e, L.proj[runtime.ProjK], h, n, k)
-		encMatVec(e, L.proj[runtime.ProjV], h, n, v)
-		e.barrier()
-		encRMSNorm(e, q, L.qNorm, q, n*m.Heads, hd, eps) // per head
-		encRMSNorm(e, k, L.kNorm, k, n*m.KVHeads, hd, eps)
-		e.barrier()
-		encRope(e, q, n, m.Heads, hd, cos, sin)
-		encRope(e, k, n, m.KVHeads, hd, cos, sin)
-		e.barrier()
-		encAttention(e, q, keys, vals, att, n, pos0+n, m.Heads, m.KVHeads, hd)
-		e.barrier()
-		encMatVec(e, L.proj[runtime.ProjO], att, n, o)
-		e.barrier()
-		encAdd(e, x, o, n*D)
-		e.barrier()
-
-		// MLP block.
-		encRMSNorm(e, x, L.ffnNorm, h, n, D, eps)
-		e.barrier()
-		encMatVec(e, L.proj[runtime.ProjGate], h, n, gate)
-		encMatVec(e, L.proj[runtime.ProjUp], h, n, up)
-		e.barrier()
-		encSiluMul(e, gate, up, gate, n*F)
-		e.barrier()
-		encMatVec(e, L.proj[runtime.ProjDown], gate, n, o)
-		e.barrier()
-		encAdd(e, x, o, n*D)
-		e.barrier()
+		// One sequence; its keys and values (pos0+n, KVDim) are the cache itself.
+		seq := []layerSeq{{row0: 0, n: n, pos0: pos0, keys: ref{sm.k[l], 0}, vals: ref{sm.v[l], 0}}}
+		b.encodeLayer(e, l, &sm.layerActs, seq, nil)
 	}
 	if count > 0 {
-		encRMSNorm(e, x.at(first*D), b.outNorm, h, count, D, eps)
+		encRMSNorm(e, x.at(first*D), b.outNorm, ref{sm.h, 0}, count, D, m.RMSEps)
 		e.barrier()
-		encMatVec(e, b.output, h, count, ref{sm.logits, 0}) // (count, Vocab)
+		encMatVec(e, b.output, ref{sm.h, 0}, count, ref{sm.logits, 0}) // (count, Vocab)
 	}
 }
 

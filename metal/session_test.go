@@ -64,3 +64,22 @@ func TestSessionContract(t *testing.T) {
 	require.ErrorIs(t, err, errClosed)
 	require.ErrorIs(t, b.WeightsChanged(m.Embed), errClosed)
 }
+
+// TestSessionAfterBackendClose checks the lifetimes of runtime/backend.go from the wrong side: a
+// session left open when its backend closes refuses to run instead of touching released device
+// memory, and can still be closed.
+func TestSessionAfterBackendClose(t *testing.T) {
+	m := tinyModel(t, false)
+	b := testBackend(t, m)
+	s, err := b.NewSession(8)
+	require.NoError(t, err)
+	_, err = s.Forward([]int32{1, 2}, false)
+	require.NoError(t, err)
+
+	require.NoError(t, b.Close())
+	_, err = s.Forward([]int32{3}, false)
+	require.ErrorIs(t, err, errClosed)
+	require.Equal(t, 2, s.Len(), "a refused call adds nothing")
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "Close twice")
+}

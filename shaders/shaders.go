@@ -1,6 +1,7 @@
 // Package shaders holds the Metal kernels of bankai-metal (one .metal file per op family, with the
-// shared headers common.h and args.h), the Go copies of their argument structs, and the dispatch
-// geometry of each kernel, so that the Metal backend and the CPU harness in shaders/shim agree.
+// shared headers common.h and args.h), the Go copies of their argument structs, the dispatch
+// geometry of each kernel, and the command lists of an Emulator that runs them without a GPU, so
+// that the Metal backend and the CPU harness in shaders/shim agree.
 package shaders
 
 import (

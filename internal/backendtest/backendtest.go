@@ -37,9 +37,9 @@ func metalSubtest(t *testing.T, m *runtime.Model, f func(t *testing.T, b runtime
 	})
 }
 
-// Describe logs how a backend holds its weights, if it says.
+// Describe logs how a backend holds its weights, if it says (runtime.Describer).
 func Describe(t *testing.T, b runtime.Backend) {
-	if d, ok := b.(interface{ Describe() string }); ok {
+	if d, ok := b.(runtime.Describer); ok {
 		t.Log(d.Describe())
 	}
 }

@@ -122,10 +122,15 @@ func SyntaxCheck(clang, dir, file string, mode Mode) error {
 	return nil
 }
 
-// Harness is a built CPU harness (harness/harness.cpp).
+// Harness is a built CPU harness (harness/harness.cpp): a shaders.Emulator.
 type Harness struct {
 	path string
 }
+
+var _ shaders.Emulator = (*Harness)(nil)
+
+// String describes the harness, for the device name of the emulated Metal backend.
+func (h *Harness) String() string { return "the CPU harness of shaders/shim" }
 
 // Build compiles the harness with clang into cacheDir, reusing a binary built from identical
 // sources by the same compiler.
@@ -191,29 +196,10 @@ func (h *Harness) Layout() (map[string]int, error) {
 	return m, nil
 }
 
-// Buf is one buffer of a command list. ReadOnly buffers are not copied back after the run.
-type Buf struct {
-	Data     []byte
-	ReadOnly bool
-}
-
-// Bind binds buffer Buf of the list at byte offset Off to the kernel's [[buffer(Index)]].
-type Bind struct {
-	Index, Buf, Off int
-}
-
-// Dispatch is one kernel launch: its name, argument struct bytes (buffer index 0), grid and
-// buffer bindings.
-type Dispatch struct {
-	Kernel string
-	Args   []byte
-	Grid   shaders.Grid
-	Binds  []Bind
-}
-
-// Run executes the dispatches in order over the buffers and writes the results back into the
-// writable buffers' Data. Concurrent calls are fine (each uses its own scratch files).
-func (h *Harness) Run(bufs []Buf, list []Dispatch) error {
+// Run implements shaders.Emulator: it executes the dispatches in order over the buffers in one
+// harness process and writes the results back into the writable buffers' Data. Concurrent calls
+// are fine (each uses its own scratch files).
+func (h *Harness) Run(bufs []shaders.Buf, list []shaders.Dispatch) error {
 	dir, err := os.MkdirTemp("", "bankai-shim-run-")
 	if err != nil {
 		return fmt.Errorf("shim: %w", err)

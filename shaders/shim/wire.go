@@ -3,13 +3,15 @@ package shim
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/bankai-metal/bankai-metal/shaders"
 )
 
 // The command-list format of harness.cpp (see its header comment).
 
 const magic = 0x4c434b42 // "BKCL"
 
-func encode(bufs []Buf, list []Dispatch) []byte {
+func encode(bufs []shaders.Buf, list []shaders.Dispatch) []byte {
 	le := binary.LittleEndian
 	b := le.AppendUint32(nil, magic)
 	b = le.AppendUint32(b, 1)
@@ -41,7 +43,7 @@ func encode(bufs []Buf, list []Dispatch) []byte {
 	return b
 }
 
-func decode(data []byte, bufs []Buf) error {
+func decode(data []byte, bufs []shaders.Buf) error {
 	le := binary.LittleEndian
 	if len(data) < 8 || le.Uint32(data) != magic || int(le.Uint32(data[4:])) != len(bufs) {
 		return fmt.Errorf("shim: harness output: bad header")
