@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test vet vet-darwin test-go test-race test-arm64 test-shaders bench bench-rss fuzz fuzz-short clean
+.PHONY: all build test vet vet-darwin test-go test-race test-arm64 test-shaders bench bench-rss fuzz fuzz-short test-openai clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 # results are reported and any failure fails the target.
 test: vet vet-darwin
 	@status=""; fail=0; \
-	for t in test-shaders test-go test-race test-arm64 fuzz-short; do \
+	for t in test-shaders test-go test-race test-arm64 fuzz-short test-openai; do \
 		if $(MAKE) --no-print-directory $$t; then status="$$status $$t=ok"; \
 		else status="$$status $$t=FAILED"; fail=1; fi; \
 	done; \
@@ -46,6 +46,11 @@ test-race:
 # on the CPU against their Go twins (installs clang when missing).
 test-shaders:
 	@if [ -f .ci/metal-check.sh ]; then bash .ci/metal-check.sh; fi
+
+# `bankai-metal serve` against the npm openai client, with a bounded load test on localhost
+# (installs Node.js with apt-get when missing, and the pinned openai package in a temp dir).
+test-openai:
+	bash .ci/openai-check.sh
 
 bench:
 	$(GO) test -run XXX -bench . -benchtime 5x ./runtime/... ./patch/... ./bfs/...
