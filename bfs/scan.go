@@ -40,6 +40,11 @@ type ScanOptions struct {
 	Budget       int
 	MaxBatchRows int
 	Delta        bool
+	// Estimate ranks every candidate by its first-order estimate (one backward pass per probe
+	// sequence, see estimate.go) and scores only the ExactTop best exactly (0: 256; negative:
+	// all, which also reports how well the estimates agree with the exact scores).
+	Estimate bool
+	ExactTop int
 	// Progress, if set, is called after every batch of candidates (Phase "scan", Iteration =
 	// candidates scored, Iters = candidates to score) and every verification step ("verify").
 	Progress func(Progress)
@@ -48,7 +53,14 @@ type ScanOptions struct {
 // ScanRow is the sensitivity of one candidate flip.
 type ScanRow struct {
 	patch.Flip
-	S float64 `json:"s"` // L(W ⊕ m) − L(W); negative helps
+	S   float64  `json:"s"`             // L(W ⊕ m) − L(W); negative helps
+	Est *float64 `json:"est,omitempty"` // its first-order estimate (Estimate scans)
+}
+
+// EstRow is a candidate's first-order estimate of S.
+type EstRow struct {
+	patch.Flip
+	Est float64 `json:"est"`
 }
 
 func scanRow(f patch.Flip, s float64) ScanRow { return ScanRow{Flip: f, S: s} }
@@ -66,6 +78,12 @@ type ScanResult struct {
 	Seconds     float64     `json:"seconds"`
 	Rows        []ScanRow   `json:"rows"`
 	TopK        *TopK       `json:"top_k,omitempty"`
+	// Estimate scans: every candidate's estimate in pool order (Rows holds the exact top), and,
+	// when every candidate was also scored exactly, how well the two agree.
+	Estimates []EstRow   `json:"estimates,omitempty"`
+	Agreement *Agreement `json:"agreement,omitempty"`
+	// EstimateSeconds is the time the estimates took (of Seconds).
+	EstimateSeconds float64 `json:"estimate_seconds,omitempty"`
 }
 
 // TopK is the budget-k outcome of a scan: the k best candidates taken together, and the greedy
@@ -117,23 +135,57 @@ func Scan(ctx context.Context, b runtime.Backend, opts ScanOptions) (*ScanResult
 	idx := p.sample(opts.Sample, opts.Seed)
 	res := &ScanResult{Metric: opts.Metric, Granularity: opts.Granularity, Layers: opts.Layers, Projs: opts.Projs,
 		Lambda: opts.Lambda, PoolSize: p.size(), Sample: opts.Sample, Seed: opts.Seed, Rows: make([]ScanRow, 0, len(idx))}
-	const chunk = 256
-	for i0 := 0; i0 < len(idx); i0 += chunk {
-		cands := make([]patch.Flip, 0, chunk)
-		for _, i := range idx[i0:min(i0+chunk, len(idx))] {
-			cands = append(cands, p.at(i))
+	all := make([]patch.Flip, len(idx))
+	for k, i := range idx {
+		all[k] = p.at(i)
+	}
+	var est []float64 // (candidates): estimated S, for Estimate scans
+	exact := all
+	if opts.Estimate {
+		t0 := time.Now()
+		if est, err = estimateS(e, w, all); err != nil {
+			return nil, fmt.Errorf("bfs: scan: %w", err)
 		}
+		res.EstimateSeconds = time.Since(t0).Seconds()
+		res.Estimates = make([]EstRow, len(all))
+		for k, f := range all {
+			res.Estimates[k] = EstRow{Flip: f, Est: est[k]}
+		}
+		top := opts.ExactTop
+		if top == 0 {
+			top = 256
+		}
+		order := rankAscending(est)
+		if top > 0 && top < len(order) {
+			order = order[:top]
+		}
+		exact = make([]patch.Flip, len(order))
+		for k, i := range order {
+			exact[k] = all[i]
+		}
+		est = pickFloat(order, est)
+	}
+	const chunk = 256
+	for i0 := 0; i0 < len(exact); i0 += chunk {
+		cands := exact[i0:min(i0+chunk, len(exact))]
 		outs, err := w.try(ctx, cands)
 		if err != nil {
 			return nil, fmt.Errorf("bfs: scan: %w", err)
 		}
 		for k, o := range outs {
-			res.Rows = append(res.Rows, scanRow(cands[k], -o.fitness))
+			row := scanRow(cands[k], -o.fitness)
+			if est != nil {
+				row.Est = &est[i0+k]
+			}
+			res.Rows = append(res.Rows, row)
 		}
 		if opts.Progress != nil {
-			opts.Progress(Progress{Phase: "scan", Iteration: len(res.Rows), Iters: len(idx),
+			opts.Progress(Progress{Phase: "scan", Iteration: len(res.Rows), Iters: len(exact),
 				Evaluations: e.Evaluations(), Elapsed: time.Since(start)})
 		}
+	}
+	if opts.Estimate && len(res.Rows) == len(all) {
+		res.Agreement = agreement(res.Rows)
 	}
 	if opts.Budget > 0 {
 		progress := func(p Progress) {
@@ -266,12 +318,39 @@ func WriteScanCSV(w io.Writer, rows []ScanRow) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"layer", "proj", "row", "group", "col", "s", "abs_s"})
 	for _, r := range rows {
-		cw.Write([]string{strconv.Itoa(r.Layer), r.Proj, strconv.Itoa(r.Row), strconv.Itoa(r.Group), strconv.Itoa(r.Col),
-			strconv.FormatFloat(r.S, 'g', -1, 64), strconv.FormatFloat(math.Abs(r.S), 'g', -1, 64)})
+		cw.Write(append(flipFields(r.Flip), fmtFloat(r.S), fmtFloat(math.Abs(r.S))))
 	}
 	cw.Flush()
 	return cw.Error()
 }
+
+// WriteEstimateCSV writes every candidate of an Estimate scan, best estimate first, with a
+// header layer,proj,row,group,col,s,abs_s,est: s and abs_s are empty where S was not measured.
+func WriteEstimateCSV(w io.Writer, r *ScanResult) error {
+	exact := map[patch.Flip]float64{}
+	for _, row := range r.Rows {
+		exact[row.Flip] = row.S
+	}
+	est := slices.Clone(r.Estimates)
+	slices.SortStableFunc(est, func(a, b EstRow) int { return cmp.Compare(a.Est, b.Est) })
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"layer", "proj", "row", "group", "col", "s", "abs_s", "est"})
+	for _, e := range est {
+		s, abs := "", ""
+		if v, ok := exact[e.Flip]; ok {
+			s, abs = fmtFloat(v), fmtFloat(math.Abs(v))
+		}
+		cw.Write(append(flipFields(e.Flip), s, abs, fmtFloat(e.Est)))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func flipFields(f patch.Flip) []string {
+	return []string{strconv.Itoa(f.Layer), f.Proj, strconv.Itoa(f.Row), strconv.Itoa(f.Group), strconv.Itoa(f.Col)}
+}
+
+func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 // WriteScanJSON writes the scan result as indented JSON.
 func WriteScanJSON(w io.Writer, r *ScanResult) error {

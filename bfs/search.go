@@ -23,7 +23,7 @@ const (
 	// seeded with (Seed, a fixed stream word) and inverse-CDF sampling over the same weights, so a
 	// seed gives a different, equally distributed candidate sequence than upstream's.
 	ModeGreedy Mode = iota
-	// ModeFast proposes candidates by an exact scan: every candidate (or ScanSample of them) is
+	// ModeFast proposes candidates by an exact scan (or, with Estimate, by first-order estimates): every candidate (or ScanSample of them) is
 	// scored on the current model with the same screening and fitness, those with F > best are
 	// walked best first with the same acceptance rules as ModeGreedy, and when the list is used
 	// up the scan is repeated on the new state (a round). It stops after Iters candidates walked,
@@ -83,6 +83,11 @@ type SearchOptions struct {
 	ScreenProbes int `json:"screen_probes"`
 	// ScanSample limits ModeFast's scan to that many uniformly drawn candidates (0: all).
 	ScanSample int64 `json:"scan_sample,omitempty"`
+	// Estimate makes ModeFast propose candidates by their first-order estimates instead of an
+	// exact scan (see estimate.go): each round estimates every candidate on the current model,
+	// walks the EstimateRound best (estimated F above the current best) and ends early once
+	// ReestimateEvery of them are accepted, so that the next proposals see the new weights.
+	Estimate bool `json:"estimate,omitempty"`
 	// Batch caps how many candidates are evaluated at once (0: 16). It changes speed only.
 	Batch        int  `json:"batch,omitempty"`
 	MaxBatchRows int  `json:"max_batch_rows,omitempty"`
@@ -314,7 +319,7 @@ func (s *search) run(ctx context.Context) error {
 			}
 			return err
 		}
-		n, accepted := 0, false
+		n, accepted, reestimate := 0, false, false
 		for j, o := range outs {
 			n = j + 1
 			s.iter++
@@ -328,6 +333,10 @@ func (s *search) run(ctx context.Context) error {
 					}
 					s.accepted = append(s.accepted, Step{Flip: s.pending[j], Iteration: s.iter, Fitness: s.w.best})
 					accepted = true
+					// Enough acceptances this round: drop the rest of the round's list, including
+					// what is already pending, so that the next proposals are estimated on the new
+					// weights (and the walk does not depend on the batch size).
+					reestimate = s.opts.Estimate && len(s.accepted)-s.scanAcc >= ReestimateEvery
 				}
 			}
 			s.progress("search")
@@ -336,6 +345,9 @@ func (s *search) run(ctx context.Context) error {
 			}
 		}
 		s.pending = s.pending[n:]
+		if reestimate {
+			s.order, s.pending = s.order[:s.orderPos], s.pending[:0]
+		}
 		bt.done(accepted)
 		s.periodicCheckpoint()
 	}

@@ -24,6 +24,9 @@ var scanChunk = 256
 func (s *search) scanPhase(ctx context.Context) error {
 	t0 := time.Now()
 	defer func() { s.times.Scan += time.Since(t0).Seconds() }()
+	if s.opts.Estimate {
+		return s.estimatePhase()
+	}
 	done := map[patch.Flip]bool{}
 	for _, a := range s.accepted {
 		done[a.Flip] = true
@@ -69,6 +72,51 @@ func (s *search) scanPhase(ctx context.Context) error {
 	s.order = make([]patch.Flip, 0, len(good))
 	for _, g := range good {
 		s.order = append(s.order, g.Flip)
+	}
+	s.orderPos, s.scanPos, s.scanGood = 0, 0, nil
+	s.rounds++
+	s.scanAcc = len(s.accepted)
+	return nil
+}
+
+// EstimateRound is how many of the best-estimated candidates one ModeFast round walks, and
+// ReestimateEvery how many acceptances end a round early (with SearchOptions.Estimate).
+const (
+	EstimateRound   = 128
+	ReestimateEvery = 4
+)
+
+// estimatePhase is scanPhase by first-order estimates: every candidate of the pool (or a
+// ScanSample of it) is estimated on the current model in one pass, and those whose estimated
+// fitness beats the current best are listed, best first (ties in pool order), at most
+// EstimateRound of them. Accepted flips are left out.
+func (s *search) estimatePhase() error {
+	done := map[patch.Flip]bool{}
+	for _, a := range s.accepted {
+		done[a.Flip] = true
+	}
+	idx := s.pool.sample(s.opts.ScanSample, s.opts.Seed+uint64(s.rounds)*0x9e3779b97f4a7c15)
+	cands := make([]patch.Flip, 0, len(idx))
+	for _, i := range idx {
+		if f := s.pool.at(i); !done[f] {
+			cands = append(cands, f)
+		}
+	}
+	est, err := estimateS(s.e, s.w, cands)
+	if err != nil {
+		return err
+	}
+	s.order = s.order[:0]
+	for _, i := range rankAscending(est) {
+		if len(s.order) >= EstimateRound || !(-est[i] > s.w.best) {
+			break
+		}
+		s.order = append(s.order, cands[i])
+	}
+	if s.opts.Progress != nil {
+		s.opts.Progress(Progress{Phase: "estimate", Iteration: len(cands), Iters: len(cands),
+			Accepted: len(s.accepted), Best: s.w.best, Evaluated: s.evaluated,
+			Evaluations: s.evalsBefore + s.e.Evaluations(), Elapsed: s.elapsed()})
 	}
 	s.orderPos, s.scanPos, s.scanGood = 0, 0, nil
 	s.rounds++

@@ -23,8 +23,11 @@ func searchCommand() *cli.Command {
 		Description: "Greedy hill climbing over sign flips. --mode greedy is the bankai research toolkit's algorithm:\n" +
 			"scale-weighted random rows of gate/up in layers 1-4 and N-2, screened on the two worst target\n" +
 			"probes, accepted on strict fitness improvement (fitness = mean target gain - lambda * mean\n" +
-			"control loss). --mode fast scores every candidate exactly (a BFS scan) and tries them best\n" +
-			"first. Each candidate reruns only the layers from its own on, many candidates per batch.\n" +
+			"control loss). --mode fast ranks every candidate by its first-order estimate (one backward\n" +
+			"pass per probe; --proposal scan scores them all exactly instead), evaluates the best exactly\n" +
+			"in batches with the same acceptance, and re-estimates after a few acceptances: group and\n" +
+			"bit granularity become practical. Each exact evaluation reruns only the layers from the\n" +
+			"candidate's own on, many candidates per batch.\n" +
 			"Deterministic for a seed whatever the batching or thread count.\n\n" +
 			"Ctrl-C or SIGTERM stops early and still writes the patch found so far, the report and a\n" +
 			"checkpoint (exit status 130 or 143); a checkpoint is also kept up to date while it runs\n" +
@@ -33,7 +36,8 @@ func searchCommand() *cli.Command {
 			"Example: bankai-metal search -m Bonsai-8B.gguf --target calculus --control knowledge --iters 300 -o calc.json",
 		Flags: append(append(append([]cli.Flag{modelFlag}, probeFlags("")...), candidateFlags()...), append([]cli.Flag{
 			&cli.StringFlag{Name: "held-out", Usage: "probes measured before and after but never optimised"},
-			&cli.StringFlag{Name: "mode", Value: "greedy", Usage: "greedy (upstream's) or fast (scan-guided)"},
+			&cli.StringFlag{Name: "mode", Value: "greedy", Usage: "greedy (upstream's) or fast (candidates proposed best first, see --proposal)"},
+			&cli.StringFlag{Name: "proposal", Value: "estimate", Usage: "fast mode: order candidates by first-order estimates (estimate: one backward pass per probe) or by an exact scan (scan)"},
 			&cli.IntFlag{Name: "iters", Value: bfs.DefaultIters, Usage: "candidates to try"},
 			&cli.Uint64Flag{Name: "seed", Value: bfs.DefaultSeed, Usage: "random seed"},
 			&cli.Int64Flag{Name: "scan-sample", Usage: "fast mode: score this many random candidates per round instead of all"},
@@ -138,6 +142,14 @@ func searchOptions(c *cli.Context) (bfs.SearchOptions, error) {
 		return opts, fmt.Errorf("--iters must be positive")
 	}
 	opts.Seed, opts.Lambda, opts.ScanSample, opts.PatchName = c.Uint64("seed"), c.Float64("lambda"), c.Int64("scan-sample"), c.String("name")
+	switch p := c.String("proposal"); {
+	case p != "estimate" && p != "scan":
+		return opts, fmt.Errorf("--proposal %q: want estimate or scan", p)
+	case c.IsSet("proposal") && opts.Mode != bfs.ModeFast:
+		return opts, fmt.Errorf("--proposal applies to --mode fast only")
+	default:
+		opts.Estimate = opts.Mode == bfs.ModeFast && p == "estimate"
+	}
 	return opts, nil
 }
 

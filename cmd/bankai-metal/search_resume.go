@@ -80,6 +80,9 @@ func checkResumeFlags(c *cli.Context, ck *bfs.Checkpoint) error {
 	if c.IsSet("scan-sample") && c.Int64("scan-sample") != o.ScanSample {
 		differ("scan-sample", c.Int64("scan-sample"), o.ScanSample)
 	}
+	if c.IsSet("proposal") && (c.String("proposal") == "estimate") != o.Estimate {
+		differ("proposal", c.String("proposal"), map[bool]string{true: "estimate", false: "scan"}[o.Estimate])
+	}
 	if len(conflicts) > 0 {
 		return fmt.Errorf("--resume %s: a resumed search keeps the checkpoint's settings, but %s; drop the flag or start a new search",
 			c.String("resume"), strings.Join(conflicts, ", "))
