@@ -65,8 +65,9 @@ type FlipArgs struct {
 	NFlips uint32   `c:"n_flips"`
 }
 
-// FlipDesc is one candidate flip of flip_delta: a whole row (Group < 0, Col < 0), a group
-// (Col < 0) or one weight (Col >= 0), as in runtime/cpu.FlipDelta.
+// FlipDesc is one candidate flip of flip_delta, the device form of the (row, group, col)
+// address of q1.Matrix.Flip: a whole row (Group -1, Col -1), a group (Col -1) or one weight
+// (Group -1), decoded as q1.KindOf does; runtime/cpu.FlipDelta is its twin.
 type FlipDesc struct {
 	Row   int32 `c:"row"`
 	Group int32 `c:"group"`

@@ -30,24 +30,7 @@ func AttentionHead(out, q, k, v []float32, p, h, n, ctx, heads, kvHeads, dim int
 	qh := q[(p*heads+h)*dim : (p*heads+h+1)*dim]
 	kh := h / group
 	sc := scratch[:last+1]
-	mx := float32(math.Inf(-1))
-	for t := range sc {
-		kt := k[t*kvw+kh*dim : t*kvw+(kh+1)*dim]
-		var s float32
-		for i, x := range qh {
-			s += x * kt[i]
-		}
-		s *= scale
-		sc[t] = s
-		mx = max(mx, s)
-	}
-	var sum float64
-	for t, s := range sc {
-		e := float32(math.Exp(float64(s - mx)))
-		sc[t] = e
-		sum += float64(e)
-	}
-	inv := float32(1 / sum)
+	inv := softmaxWeights(sc, qh, k, kh, kvw, dim, scale)
 	o := out[(p*heads+h)*dim : (p*heads+h+1)*dim]
 	clear(o)
 	for t, e := range sc {
@@ -57,4 +40,29 @@ func AttentionHead(out, q, k, v []float32, p, h, n, ctx, heads, kvHeads, dim int
 			o[i] += w * x
 		}
 	}
+}
+
+// softmaxWeights writes into w (one per key 0..len(w)-1) the unnormalised attention weights
+// exp(s_t − max s) of query qh against the keys of kv head kh in k (rows of kvw floats), with
+// s_t = (qh·k_t)·scale, and returns 1/Σ_t w_t (summed in float64). The forward pass and its
+// backward share it, so both see the same bits.
+func softmaxWeights(w, qh, k []float32, kh, kvw, dim int, scale float32) float32 {
+	mx := float32(math.Inf(-1))
+	for t := range w {
+		kt := k[t*kvw+kh*dim : t*kvw+(kh+1)*dim]
+		var s float32
+		for i, x := range qh {
+			s += x * kt[i]
+		}
+		s *= scale
+		w[t] = s
+		mx = max(mx, s)
+	}
+	var sum float64
+	for t, s := range w {
+		e := float32(math.Exp(float64(s - mx)))
+		w[t] = e
+		sum += float64(e)
+	}
+	return float32(1 / sum)
 }

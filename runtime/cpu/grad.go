@@ -102,24 +102,7 @@ func (w Workers) AttentionBackward(dq, dk, dv, dout, q, k, v []float32, n, heads
 			do := dout[(p*heads+h)*dim : (p*heads+h+1)*dim]
 			P := pBuf[i*n : i*n+p+1]
 			ds := dsBuf[i*n : i*n+p+1]
-			mx := float32(math.Inf(-1))
-			for t := range P {
-				kt := k[t*kvw+kh*dim : t*kvw+(kh+1)*dim]
-				var s float32
-				for c, x := range qh {
-					s += x * kt[c]
-				}
-				s *= scale
-				P[t] = s
-				mx = max(mx, s)
-			}
-			var sum float64
-			for t, s := range P {
-				e := float32(math.Exp(float64(s - mx)))
-				P[t] = e
-				sum += float64(e)
-			}
-			inv := float32(1 / sum)
+			inv := softmaxWeights(P, qh, k, kh, kvw, dim, scale)
 			var dot float64 // Σ_t P_t·dP_t
 			for t := range P {
 				P[t] *= inv
