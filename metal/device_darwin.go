@@ -104,7 +104,12 @@ func (d mtlDevice) newBuffer(length int) (mtlBuffer, error) {
 	if id == 0 {
 		return mtlBuffer{}, fmt.Errorf("metal: cannot allocate a buffer of %d bytes (device limit %d)", length, d.maxBufferLength())
 	}
-	return mtlBuffer{id: id, n: length}, nil
+	b := mtlBuffer{id: id, n: length}
+	if n := b.length(); n < length || msgPtr(id, sel.contents) == nil {
+		b.release()
+		return mtlBuffer{}, fmt.Errorf("metal: a buffer of %d bytes came back with %d bytes or no contents", length, n)
+	}
+	return b, nil
 }
 
 // newBufferNoCopy wraps host memory without copying: p must be page-aligned, length a multiple
@@ -115,7 +120,18 @@ func (d mtlDevice) newBuffer(length int) (mtlBuffer, error) {
 func (d mtlDevice) newBufferNoCopy(mem []byte) (mtlBuffer, bool) {
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
 	id := msgNoCopy(d.id, sel.newBufferWithBytesNoCopy, p, uint64(len(mem)), resourceStorageModeShared, 0)
-	return mtlBuffer{id: id, n: len(mem)}, id != 0
+	if id == 0 {
+		return mtlBuffer{}, false
+	}
+	// Metal documents neither rounding nor truncating the length, but a buffer that does not
+	// cover exactly these bytes at this address would make every offset into it wrong: refuse
+	// it, and the caller copies instead.
+	b := mtlBuffer{id: id, n: len(mem)}
+	if b.length() != len(mem) || uintptr(msgPtr(id, sel.contents)) != p {
+		b.release()
+		return mtlBuffer{}, false
+	}
+	return b, true
 }
 
 func (d mtlDevice) release() { release(d.id) }

@@ -5,7 +5,10 @@
 // embedded source of package shaders, functions and compute pipelines, a command queue, command
 // buffers, compute encoders (pipeline, buffers, bytes, threadgroup memory, dispatch, memory
 // barriers) and buffers, including no-copy buffers over the model's file mapping. Each Metal
-// method has an Apple documentation URL on its wrapper.
+// method has an Apple documentation URL on its wrapper. Every page of such a span is written
+// once (made private) before Metal sees it, so host patches land in the pages the GPU holds
+// (private.go); a no-copy buffer whose length or address is not the span's is refused and the
+// bytes copied; an encode callback that panics still ends its encoder.
 //
 // Threads: every Metal call runs inside withPool, which locks the calling goroutine to its OS
 // thread for the duration and wraps the work in an autorelease pool (pools are per thread). A

@@ -123,8 +123,9 @@ func (g *metalGPU) run(f func(e encoder)) error {
 		if err != nil {
 			return err
 		}
-		f(&metalEncoder{e: enc, g: g})
-		enc.endEncoding()
+		// A panic while encoding still ends the pass (a command buffer released with an open
+		// encoder aborts the process in Metal, hiding the panic); nothing is committed then.
+		encodeAll(&metalEncoder{e: enc, g: g}, enc.endEncoding, f)
 		cb.commit()
 		cb.waitUntilCompleted()
 		return cb.err()

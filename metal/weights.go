@@ -86,6 +86,10 @@ func (ws *weights) place(b []byte) (view, error) {
 	// Offsets travel as uint32 in Q1Layout, so a span stays below 4 GiB.
 	if ws.mapped != nil && hi-lo <= math.MaxUint32 && ws.mapped(lo, hi) {
 		mem := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), -int(p-lo))), int(hi-lo))
+		// Every page private before the device sees any of it (private.go), or no wrap.
+		if privatizeWraps && !makePrivate(mem, ws.page) {
+			return ws.copyOf(b)
+		}
 		if buf := ws.dev.wrap(mem); buf != nil {
 			ws.spans = append(ws.spans, span{lo, hi, buf})
 			return view{buf: buf, off: int(p - lo), host: b}, nil

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/bankai-metal/bankai-metal/shaders"
@@ -79,6 +80,9 @@ func Tree(dir string) error {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
+		if strings.HasPrefix(dst, filepath.Join(dir, "shaders")+string(filepath.Separator)) && !strings.Contains(name, "harness") {
+			data = []byte(StripAttributes(string(data)))
+		}
 		return os.WriteFile(dst, data, 0o644)
 	}
 	err := fs.WalkDir(shaders.Files(), ".", func(name string, d fs.DirEntry, err error) error {
@@ -98,6 +102,29 @@ func Tree(dir string) error {
 	return nil
 }
 
+// mslAttributes are the MSL attributes the kernels may use: the argument table and the
+// built-in indices the harness passes (harness.cpp, BUILTINS).
+var mslAttributes = map[string]bool{
+	"buffer": true, "threadgroup": true, "threadgroup_position_in_grid": true,
+	"thread_position_in_threadgroup": true, "threads_per_threadgroup": true,
+	"simdgroup_index_in_threadgroup": true, "thread_index_in_simdgroup": true,
+}
+
+var attrRe = regexp.MustCompile(`\[\[\s*([A-Za-z_][A-Za-z0-9_:]*)\s*(\([^\]]*\))?\s*\]\]`)
+
+// StripAttributes removes the MSL attributes of mslAttributes from src and leaves every other
+// [[...]] in place, where clang, run with -Werror=unknown-attributes, rejects it: a misspelt or
+// unsupported attribute fails the checks instead of being ignored (on a GPU it would fail to
+// compile, or bind the wrong index).
+func StripAttributes(src string) string {
+	return attrRe.ReplaceAllStringFunc(src, func(a string) string {
+		if mslAttributes[attrRe.FindStringSubmatch(a)[1]] {
+			return ""
+		}
+		return a
+	})
+}
+
 // Mode selects how the shim maps MSL address spaces (see metal_stdlib).
 type Mode string
 
@@ -110,12 +137,19 @@ const (
 // SyntaxCheck compiles one source file of a Tree at dir with -fsyntax-only in the given mode
 // and returns the compiler's complaints as the error.
 func SyntaxCheck(clang, dir, file string, mode Mode) error {
-	args := []string{"-x", "c++", "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", "-Wno-unknown-attributes",
-		"-I", filepath.Join(dir, "shaders", "shim"), "-I", filepath.Join(dir, "shaders")}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
+	args := []string{"-x", "c++", "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", "-Werror=unknown-attributes",
+		"-I", filepath.Join(dir, "shaders", "shim"), "-I", filepath.Join(dir, "shaders"), "-I", filepath.Dir(file)}
 	if mode == Check {
 		args = append(args, "-DBK_SHIM_CHECK")
 	}
-	out, err := exec.Command(clang, append(args, file)...).CombinedOutput()
+	cmd := exec.Command(clang, append(args, "-")...) // the stripped source on stdin
+	cmd.Stdin = strings.NewReader(StripAttributes(string(src)))
+	cmd.Dir = filepath.Dir(file) // quoted includes of stdin resolve here first, in the tree
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("shim: %s (%s mode): %v\n%s", filepath.Base(file), mode, err, out)
 	}
@@ -166,7 +200,7 @@ func build(clang, tmp, cacheDir, bin string) error {
 	}
 	part := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	src := filepath.Join(tmp, "shaders")
-	cmd := exec.Command(clang, "-std=c++17", "-O2", "-Wall", "-Wno-unknown-attributes", "-U_FORTIFY_SOURCE",
+	cmd := exec.Command(clang, "-std=c++17", "-O2", "-Wall", "-Werror=unknown-attributes", "-U_FORTIFY_SOURCE",
 		"-I", filepath.Join(src, "shim"), "-I", src, filepath.Join(src, "shim", "harness", "harness.cpp"), "-o", part)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("shim: build harness: %v\n%s", err, out)

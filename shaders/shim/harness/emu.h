@@ -24,7 +24,9 @@
 #include <cstring>
 #include <functional>
 #include <vector>
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 namespace emu {
 
@@ -145,7 +147,40 @@ inline bool release(size_t lo, size_t hi, State s) {
     return true;
 }
 
-// run executes body for every thread of groups[0..2] x threads[0..2].
+// Fenced is memory whose last byte is followed by an inaccessible page, so a read or write even
+// one byte past the end faults (the harness turns the fault into a report). The data starts at
+// a 16-byte boundary, so an allocation whose length is not a multiple of 16 has that much slack.
+struct Fenced {
+    unsigned char *base = nullptr, *data = nullptr;
+    size_t map = 0;
+    Fenced() = default;
+    Fenced(const Fenced &) = delete;
+    Fenced &operator=(const Fenced &) = delete;
+    explicit Fenced(size_t len, size_t before = 0) { alloc(len, before); }
+    ~Fenced() { free(); }
+    void alloc(size_t len, size_t before = 0) {
+        free();
+        const size_t page = size_t(sysconf(_SC_PAGESIZE));
+        const size_t body = (before + len + 15) / 16 * 16;
+        const size_t used = (body + page - 1) / page * page;
+        map = used + page;
+        void *p = mmap(nullptr, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            std::fprintf(stderr, "harness: out of memory\n");
+            std::exit(3);
+        }
+        base = static_cast<unsigned char *>(p);
+        mprotect(base + used, page, PROT_NONE);
+        data = base + used - (len + 15) / 16 * 16; // `before` bytes of it precede data
+    }
+    void free() {
+        if (base) munmap(base, map);
+        base = data = nullptr;
+    }
+};
+
+// run executes body for every thread of groups[0..2] x threads[0..2] with exactly tgmem_bytes
+// of threadgroup memory (fenced: no slack past the size the host asked for).
 inline void run(const uint32_t groups[3], const uint32_t threads[3], size_t tgmem_bytes, const Body &body) {
     Group &g = group();
     const size_t n = size_t(threads[0]) * threads[1] * threads[2];
@@ -156,12 +191,12 @@ inline void run(const uint32_t groups[3], const uint32_t threads[3], size_t tgme
     slots(n);
     g.n = n;
     g.body = &body;
-    std::vector<unsigned char> tgmem(tgmem_bytes + 16);
-    g.tgmem = tgmem.data();
+    Fenced tg(tgmem_bytes);
+    g.tgmem = tgmem_bytes ? tg.data : nullptr;
     for (uint32_t gz = 0; gz < groups[2]; ++gz)
     for (uint32_t gy = 0; gy < groups[1]; ++gy)
     for (uint32_t gx = 0; gx < groups[0]; ++gx) {
-        std::memset(tgmem.data(), 0xA5, tgmem.size()); // uninitialised threadgroup memory
+        std::memset(tg.data, 0xA5, tgmem_bytes); // uninitialised threadgroup memory
         for (size_t i = 0; i < n; ++i) {
             Lane &l = *g.lanes[i];
             l.state = Runnable;

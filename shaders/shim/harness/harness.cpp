@@ -8,10 +8,13 @@
 // and the args bytes (bound at buffer index 0), u32 groups[3], u32 threads[3], u32 threadgroup
 // memory bytes, u32 binding count and per binding u32 index, u32 buffer, u64 offset.
 // Dispatches run in order (a barrier between each). OUT: "BKCL", u32 count, per buffer u64
-// length and bytes. Every buffer gets guard bytes on both sides; a kernel writing into them is
-// reported (exit 5). Go driver: package shaders/shim.
+// length and bytes. Every buffer gets guard bytes before it and an inaccessible page right
+// after it (at most 15 bytes of slack, to keep the data 16-byte aligned): a kernel writing into
+// the guard bytes is reported (exit 5), one reading or writing past the end faults and is
+// reported (exit 6). Threadgroup memory is fenced the same way, with no slack. Go driver: package shaders/shim.
 #include "emu.h"
 
+#include <csignal>
 #include <cstddef>
 #include <map>
 #include <string>
@@ -46,11 +49,28 @@ constexpr unsigned char kGuardByte = 0xA5;
     std::exit(code);
 }
 
+// Buffer is kGuard guard bytes, the data and up to 15 bytes of guard slack, then an inaccessible
+// page: reads past the end fault, writes into the guard bytes are reported after the dispatch.
 struct Buffer {
-    std::vector<unsigned char> mem; // guard, data, guard
+    emu::Fenced mem;
     size_t len = 0;
-    unsigned char *data() { return mem.data() + kGuard; }
+    size_t total = 0; // guard bytes before + data + slack
+    unsigned char *data() { return mem.data; }
+    unsigned char *lo() { return mem.data - kGuard; }
 };
+
+const char *volatile g_kernel = "(none)"; // the dispatch running, for the fault report
+
+extern "C" void on_fault(int sig, siginfo_t *info, void *) {
+    char msg[256];
+    int n = std::snprintf(msg, sizeof msg, "harness: kernel %s: out-of-bounds access at %p (signal %d)\n", g_kernel,
+                          info->si_addr, sig);
+    if (n > 0) {
+        ssize_t r = write(2, msg, size_t(n));
+        (void)r;
+    }
+    _exit(6);
+}
 
 struct Bind {
     uint32_t index, buf;
@@ -169,7 +189,9 @@ int runList(const char *in, const char *out) {
     std::vector<Buffer> bufs(r.get<uint32_t>());
     for (auto &b : bufs) {
         b.len = r.get<uint64_t>();
-        b.mem.assign(b.len + 2 * kGuard, kGuardByte);
+        b.mem.alloc(b.len, kGuard);
+        b.total = kGuard + (b.len + 15) / 16 * 16;
+        std::memset(b.lo(), kGuardByte, b.total);
         r.bytes(b.data(), b.len);
     }
     std::vector<Dispatch> ds(r.get<uint32_t>());
@@ -193,11 +215,12 @@ int runList(const char *in, const char *out) {
         auto k = kernels.find(d.name);
         if (k == kernels.end()) die(2, "unknown kernel ", d.name);
         Ctx c{d, bufs};
+        g_kernel = d.name.c_str();
         k->second(c);
         for (size_t i = 0; i < bufs.size(); ++i) {
             auto &b = bufs[i];
-            for (size_t j = 0; j < kGuard; ++j) {
-                if (b.mem[j] != kGuardByte || b.mem[kGuard + b.len + j] != kGuardByte) {
+            for (size_t j = 0; j < b.total; ++j) {
+                if ((j < kGuard || j >= kGuard + b.len) && b.lo()[j] != kGuardByte) {
                     die(5, "kernel wrote outside buffer ", d.name + " buffer " + std::to_string(i));
                 }
             }
@@ -224,6 +247,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc == 4 && std::string(argv[1]) == "run") {
+        struct sigaction sa{};
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &sa, nullptr);
+        sigaction(SIGBUS, &sa, nullptr);
         return runList(argv[2], argv[3]);
     }
     std::fprintf(stderr, "usage: harness layout | harness run IN OUT\n");
