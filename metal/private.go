@@ -2,7 +2,6 @@ package metal
 
 import (
 	"runtime/debug"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -17,8 +16,8 @@ var privatizeWraps = true
 // the page cache; the first host write (a patch flipping a sign bit) replaces it, in the host's
 // page table only, by a fresh private copy. A GPU that pinned the file's page when it first saw
 // the buffer keeps reading the old bits, and nothing tells the host. Writing every page first
-// (an atomic add of zero to its first word: a real store that changes nothing and that no
-// compiler elides) means the pages Metal wires are the ones every later host write lands in.
+// (its first word stored back through rewrite, a real store that changes nothing and that the
+// compiler cannot drop) means the pages Metal wires are the ones every later host write lands in.
 // The cost is that the wrapped weights become anonymous memory (resident, not page cache).
 //
 // A fault (a mapping that is not writable after all) is recovered and reported as false; the
@@ -34,7 +33,16 @@ func makePrivate(mem []byte, page int) (ok bool) {
 		}
 	}()
 	for off := 0; off < len(mem); off += page {
-		atomic.AddUint32((*uint32)(unsafe.Pointer(&mem[off])), 0)
+		p := (*uint32)(unsafe.Pointer(&mem[off]))
+		rewrite(p, *p)
 	}
 	return true
 }
+
+// rewrite stores v at p. It is not inlined, so the store of a value just loaded from p is not
+// optimised away, and it is plain Go code, so a fault in it is recovered by SetPanicOnFault
+// even under the race detector (an atomic would fault inside the race runtime, which cannot be
+// recovered). The pages are written before any device or other goroutine sees them.
+//
+//go:noinline
+func rewrite(p *uint32, v uint32) { *p = v }
