@@ -23,27 +23,10 @@ find_qemu() {
 }
 
 if ! qemu=$(find_qemu); then
-	command -v apt-get >/dev/null || {
-		echo "arm64-check: no qemu-aarch64 found, and no apt-get to install qemu-user" >&2
-		exit 1
-	}
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq
-	# Read apt-cache's whole answer before matching it (no pipe into grep -q under pipefail).
-	pkg=""
-	for p in qemu-user qemu-user-static; do
-		policy=$(apt-cache policy "$p" 2>/dev/null || true)
-		if [[ $policy =~ Candidate:\ [0-9] ]]; then
-			pkg=$p
-			break
-		fi
-	done
-	[ -n "$pkg" ] || {
-		echo "arm64-check: apt has neither qemu-user nor qemu-user-static" >&2
-		exit 1
-	}
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
+	. .ci/apt.sh
+	apt_update arm64-check
+	pkg=$(apt_first_candidate arm64-check qemu-user qemu-user-static)
+	apt_install arm64-check "$pkg"
 	qemu=$(find_qemu) || {
 		echo "arm64-check: installed $pkg but found no qemu-aarch64" >&2
 		exit 1

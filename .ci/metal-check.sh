@@ -25,29 +25,10 @@ have_clang() {
 }
 
 if ! have_clang; then
-	command -v apt-get >/dev/null || {
-		echo "metal-check: no clang++ >= 15 found, and no apt-get to install one (set BANKAI_CLANG)" >&2
-		exit 1
-	}
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq
-	best=""
-	# Read apt-cache's whole answer into a variable before matching it: a pipe into `grep -q`
-	# under pipefail fails at random (grep exits at the first match, apt-cache gets SIGPIPE).
-	for v in 19 22 21 20 18 17 16 15; do
-		policy=$(apt-cache policy "clang-$v" 2>/dev/null || true)
-		if [[ $policy =~ Candidate:\ [0-9] ]]; then
-			best=$v
-			break
-		fi
-	done
-	[ -n "$best" ] || {
-		echo "metal-check: apt has no clang >= 15" >&2
-		exit 1
-	}
-	echo "== installing clang-$best"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "clang-$best"
+	. .ci/apt.sh
+	apt_update metal-check
+	pkg=$(apt_first_candidate metal-check clang-19 clang-22 clang-21 clang-20 clang-18 clang-17 clang-16 clang-15)
+	apt_install metal-check "$pkg"
 fi
 export BANKAI_REQUIRE_CLANG=1
 

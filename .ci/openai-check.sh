@@ -15,11 +15,8 @@ export PATH="$PATH:/usr/local/go/bin"
 OPENAI_VERSION=6.30.1
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	command -v apt-get >/dev/null || { echo "openai-check: no node/npm and no apt-get to install them" >&2; exit 1; }
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+	. .ci/apt.sh
+	apt_install openai-check nodejs npm
 fi
 echo "openai-check: node $(node --version), npm $(npm --version), openai@$OPENAI_VERSION"
 

@@ -125,9 +125,12 @@ func randomActivations(rng *rand.Rand, n, cols int) []float32 {
 	return x
 }
 
-// q8AtLevels runs MatMulQ8Shared on ms at every available level and thread count and holds
-// each result to the pure-Go one bit for bit.
-func q8AtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int, name string) {
+// sharedKernel is MatMulShared or MatMulQ8Shared as a method expression.
+type sharedKernel func(w Workers, ms []*q1.Matrix, x []float32, n int, outs [][]float32)
+
+// atLevels runs kernel on ms at every available level and thread count and holds each result
+// to the pure-Go one bit for bit.
+func atLevels(t *testing.T, kernel sharedKernel, ms []*q1.Matrix, x []float32, n int, threads []int, name string) {
 	t.Helper()
 	run := func(w Workers) [][]float32 {
 		outs := make([][]float32, len(ms))
@@ -137,7 +140,7 @@ func q8AtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int
 				outs[i][j] = float32(math.NaN()) // every output must be written
 			}
 		}
-		w.MatMulQ8Shared(ms, x, n, outs)
+		kernel(w, ms, x, n, outs)
 		return outs
 	}
 	var want [][]float32
@@ -151,6 +154,12 @@ func q8AtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int
 			}
 		}
 	}
+}
+
+// q8AtLevels is atLevels for MatMulQ8Shared (the Q8 path).
+func q8AtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int, name string) {
+	t.Helper()
+	atLevels(t, Workers.MatMulQ8Shared, ms, x, n, threads, name)
 }
 
 func TestQ8LevelsBitIdenticalSmall(t *testing.T) {
@@ -219,31 +228,10 @@ func TestQ8TwinMatchesLaneTables(t *testing.T) {
 	}
 }
 
-// matMulAtLevels is q8AtLevels for MatMulShared (the float path).
+// matMulAtLevels is atLevels for MatMulShared (the float path).
 func matMulAtLevels(t *testing.T, ms []*q1.Matrix, x []float32, n int, threads []int, name string) {
 	t.Helper()
-	run := func(w Workers) [][]float32 {
-		outs := make([][]float32, len(ms))
-		for i, m := range ms {
-			outs[i] = make([]float32, n*m.Rows)
-			for j := range outs[i] {
-				outs[i][j] = float32(math.NaN())
-			}
-		}
-		w.MatMulShared(ms, x, n, outs)
-		return outs
-	}
-	var want [][]float32
-	withLevel(t, LevelPurego, func() { want = run(0) })
-	for _, l := range Levels() {
-		for _, th := range threads {
-			var got [][]float32
-			withLevel(t, l, func() { got = run(Workers(th)) })
-			for i := range ms {
-				requireSameBits(t, want[i], got[i], "%s level %s threads %d matrix %d", name, l, th, i)
-			}
-		}
-	}
+	atLevels(t, Workers.MatMulShared, ms, x, n, threads, name)
 }
 
 func TestMatMulLevelsBitIdentical(t *testing.T) {
