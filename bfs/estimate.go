@@ -3,6 +3,7 @@ package bfs
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/bankai-metal/bankai-metal/patch"
 	"github.com/bankai-metal/bankai-metal/runtime"
@@ -49,7 +50,7 @@ func (e *Evaluator) estimateDeltas(cands []patch.Flip) ([]float64, error) {
 		}
 		p, _ := runtime.ParseProj(f.Proj)
 		k := matKey{f.Layer, p}
-		if len(byMat[k]) == 0 && !containsInt(layers, f.Layer) {
+		if len(byMat[k]) == 0 && !slices.Contains(layers, f.Layer) {
 			layers = append(layers, f.Layer)
 		}
 		byMat[k] = append(byMat[k], i)
@@ -97,15 +98,6 @@ func (e *Evaluator) estimateDeltas(cands []patch.Flip) ([]float64, error) {
 type matKey struct {
 	layer int
 	proj  runtime.Proj
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // backwardOf is the backend's backward pass, or the CPU one.
